@@ -1,0 +1,161 @@
+"""The one settings object.
+
+Every setting has a name, a type, a default and help text. Values come from command-line
+flags first, then ``GUICHET_*`` environment variables, then the default. README's
+configuration table is generated from ``SETTINGS`` (see ``tests/test_docs.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(ValueError):
+    """A setting has a value Guichet cannot use. The message names the setting."""
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port must be 0-65535, got {number}")
+    return host, number
+
+
+def parse_database_url(value: str) -> str:
+    """Accept the URLs Guichet can run on and normalise them to an async driver."""
+    if len(value) > 2048:
+        raise ValueError("database URL is longer than 2048 characters")
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {value!r}") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql":
+        url = url.set(drivername="postgresql+asyncpg")
+    else:
+        raise ValueError(
+            f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def parse_positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"must be a positive integer, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    help: str
+    default: Any
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return "GUICHET_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "Directory for the SQLite database, attachments and other files.",
+            "./data", str),
+    Setting("database_url", "Database URL: sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB. "
+            "Default: SQLite file guichet.db in the data directory.", None, parse_database_url),
+    Setting("http", "HOST:PORT for the web server (agent inbox, API, websockets).",
+            "127.0.0.1:8000", parse_hostport),
+    Setting("smtp", "HOST:PORT for inbound SMTP.", "127.0.0.1:2525", parse_hostport),
+    Setting("public_url", "Base URL customers and agents reach Guichet at, used in links and "
+            "to check websocket Origin. Default: http://HTTP.", None, str),
+    Setting("secure_cookies", "Mark cookies Secure (set when Guichet is served over HTTPS).",
+            False, lambda v: v.lower() in ("1", "true", "yes", "on")),
+    Setting("session_hours", "Hours an agent's login session lasts.", 12, parse_positive_int),
+    Setting("max_body_bytes", "Largest HTTP request body accepted by the JSON API.",
+            1_048_576, parse_positive_int),
+    Setting("max_attachment_bytes", "Largest single attachment stored.", 26_214_400,
+            parse_positive_int),
+    Setting("log_level", "Logging level: debug, info, warning or error.", "info",
+            lambda v: _choice(v.lower(), ("debug", "info", "warning", "error"))),
+)
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    http: tuple[str, int]
+    smtp: tuple[str, int]
+    public_url: str
+    secure_cookies: bool
+    session_hours: int
+    max_body_bytes: int
+    max_attachment_bytes: int
+    log_level: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def url(self) -> URL:
+        return make_url(self.database_url)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from flags (raw strings, ``None`` = not given) and the environment."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = flags.get(setting.name)
+        source = "--" + setting.name.replace("_", "-")
+        if raw is None:
+            raw = environ.get(setting.env)
+            source = setting.env
+        if raw is None:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    data_dir = Path(values["data_dir"]).expanduser().resolve()
+    values["data_dir"] = data_dir
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite+aiosqlite:///{data_dir / 'guichet.db'}"
+    if values["public_url"] is None:
+        host, port = values["http"]
+        values["public_url"] = f"http://{host}:{port}"
+    values["public_url"] = values["public_url"].rstrip("/")
+    return Settings(**values)

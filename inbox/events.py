@@ -1,0 +1,134 @@
+"""Domain events: recorded inside the transaction that causes them, published after commit.
+
+``record_event`` writes an ``events`` row and remembers the event on the session.
+``Store.write`` publishes what the session remembered only once the commit succeeded:
+on SQLite straight to the in-process ``EventHub``; on PostgreSQL through ``pg_notify``
+issued inside the transaction, which PostgreSQL delivers to every listening process at
+commit and never for a rolled-back transaction (see ``inbox.pgnotify``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox.models import Event
+from inbox.models.base import utcnow
+from inbox.views import iso
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "guichet.pending_events"
+
+# Every event kind and the keys its payload always carries; tests/inbox/test_event_schema.py
+# checks each kind an action emits against this table.
+EVENT_SCHEMA: dict[str, frozenset[str]] = {
+    "conversation.created": frozenset({"conversation"}),
+    "conversation.updated": frozenset({"conversation", "changes"}),
+    "message.created": frozenset({"conversation", "message"}),
+    "message.delivery": frozenset({"conversation", "message"}),
+    "agent.presence": frozenset({"agent_id", "presence"}),
+}
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    id: int
+    kind: str
+    conversation_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "conversation_id": self.conversation_id,
+            "created_at": iso(self.created_at),
+            **self.payload,
+        }
+
+    @classmethod
+    def from_row(cls, row: Event) -> DomainEvent:
+        return cls(row.id, row.kind, row.conversation_id, row.payload, row.created_at)
+
+
+async def record_event(
+    session: AsyncSession, kind: str, payload: dict[str, Any], conversation_id: int | None = None
+) -> DomainEvent:
+    missing = EVENT_SCHEMA[kind] - payload.keys()
+    if missing:
+        raise ValueError(f"event {kind} lacks {sorted(missing)}")
+    row = Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=utcnow())
+    session.add(row)
+    await session.flush([row])
+    event = DomainEvent.from_row(row)
+    session.info.setdefault(PENDING_KEY, []).append(event)
+    return event
+
+
+def pending_events(session: AsyncSession) -> list[DomainEvent]:
+    events: list[DomainEvent] = session.info.pop(PENDING_KEY, [])
+    return events
+
+
+class Subscription:
+    """One listener's bounded queue. A listener too slow to keep up is marked overflowed
+    and dropped, so one stuck websocket never holds memory for everyone else."""
+
+    def __init__(self, hub: EventHub, limit: int) -> None:
+        self._hub = hub
+        self._queue: asyncio.Queue[DomainEvent | None] = asyncio.Queue(limit)
+        self.overflowed = False
+
+    def _offer(self, event: DomainEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._hub.unsubscribe(self)
+            self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[DomainEvent]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self)
+
+
+class EventHub:
+    """In-process fan-out of committed events to subscribers (agent websockets, workers)."""
+
+    def __init__(self, queue_limit: int = 1000) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._queue_limit = queue_limit
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription(self, self._queue_limit)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def dispatch(self, events: Iterable[DomainEvent]) -> None:
+        for event in events:
+            for subscription in list(self._subscribers):
+                subscription._offer(event)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
