@@ -1,0 +1,165 @@
+"""Credentials: argon2 password hashes, API tokens, login sessions and login throttling.
+
+Tokens are 32 random bytes shown once; the store keeps only their SHA-256, so a leaked
+database does not leak working credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox.audit import audit
+from inbox.models import Agent, ApiToken, AuthSession, InstanceSetting, LoginFailure, TeamMember
+from inbox.models.base import utcnow
+from inbox.types import Role
+
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown keeps the timing of both answers alike.
+_DUMMY_HASH = _hasher.hash("guichet-dummy-password")
+
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_MAX_FAILURES = 10
+TOKEN_PREFIX = "gch_"
+
+
+class PasswordPolicyError(ValueError):
+    pass
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise PasswordPolicyError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_CHARS} characters")
+
+
+async def hash_password(password: str) -> str:
+    check_password_policy(password)
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def verify_login(session: AsyncSession, email: str, password: str) -> int | None:
+    """The agent id if the password matches an active agent, else ``None``."""
+    if len(password) > MAX_PASSWORD_CHARS:
+        return None
+    row = (
+        await session.execute(
+            select(Agent.id, Agent.password_hash).where(
+                Agent.email == email.strip().lower(), Agent.active.is_(True)
+            )
+        )
+    ).first()
+    ok = await asyncio.to_thread(_verify, row.password_hash if row else _DUMMY_HASH, password)
+    return row.id if row and ok else None
+
+
+async def login_throttled(session: AsyncSession, ip: str, email: str) -> bool:
+    since = utcnow() - LOGIN_WINDOW
+    by_ip = await session.scalar(
+        select(func.count()).where(LoginFailure.ip == ip, LoginFailure.at > since)
+    )
+    by_email = await session.scalar(
+        select(func.count()).where(LoginFailure.email == email.lower()[:320], LoginFailure.at > since)
+    )
+    return (by_ip or 0) >= LOGIN_MAX_FAILURES or (by_email or 0) >= LOGIN_MAX_FAILURES
+
+
+async def record_login_failure(session: AsyncSession, ip: str, email: str) -> None:
+    now = utcnow()
+    await session.execute(delete(LoginFailure).where(LoginFailure.at < now - LOGIN_WINDOW))
+    session.add(LoginFailure(ip=ip[:64], email=email.lower()[:320], at=now))
+
+
+async def create_session(session: AsyncSession, agent_id: int, hours: int) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    await session.execute(delete(AuthSession).where(AuthSession.expires_at < now))
+    session.add(
+        AuthSession(
+            agent_id=agent_id, token_hash=token_hash(token), created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    await audit(session, agent_id, "agent.login", "agent", agent_id, {})
+    return token
+
+
+async def end_session(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+
+
+async def create_api_token(session: AsyncSession, agent_id: int) -> str:
+    token = new_token()
+    session.add(ApiToken(agent_id=agent_id, token_hash=token_hash(token), created_at=utcnow()))
+    await audit(session, agent_id, "token.create", "agent", agent_id, {})
+    return token
+
+
+async def agent_for_credential(
+    session: AsyncSession, *, session_token: str | None = None, api_token: str | None = None,
+    now: datetime | None = None,
+) -> tuple[int, Role, frozenset[int]] | None:
+    """Resolve a session cookie or a bearer token to (agent id, role, team ids)."""
+    now = now or utcnow()
+    if api_token is not None:
+        query = select(Agent.id, Agent.role).join(ApiToken, ApiToken.agent_id == Agent.id).where(
+            ApiToken.token_hash == token_hash(api_token), ApiToken.revoked_at.is_(None)
+        )
+    elif session_token is not None:
+        query = select(Agent.id, Agent.role).join(
+            AuthSession, AuthSession.agent_id == Agent.id
+        ).where(AuthSession.token_hash == token_hash(session_token), AuthSession.expires_at > now)
+    else:
+        return None
+    row = (await session.execute(query.where(Agent.active.is_(True)))).first()
+    if row is None:
+        return None
+    teams = await session.scalars(select(TeamMember.team_id).where(TeamMember.agent_id == row.id))
+    return row.id, Role(row.role), frozenset(teams)
+
+
+async def instance_secret(session: AsyncSession, key: str) -> str:
+    """A random secret shared by every process of the installation, created on first use."""
+    value = await session.scalar(select(InstanceSetting.value).where(InstanceSetting.key == key))
+    if value is not None:
+        return value
+    candidate = secrets.token_urlsafe(48)
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    statement = insert(InstanceSetting).values(key=key, value=candidate)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(InstanceSetting).values(key=key, value=candidate).on_conflict_do_nothing()
+    else:
+        statement = statement.prefix_with("OR IGNORE")
+    await session.execute(statement)
+    stored = await session.scalar(select(InstanceSetting.value).where(InstanceSetting.key == key))
+    assert stored is not None
+    return stored
+
+
