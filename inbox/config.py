@@ -70,6 +70,11 @@ class Setting:
     help: str
     default: Any
     parse: Callable[[str], Any] = str
+    flag: str | None = None
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
 
     @property
     def env(self) -> str:
@@ -80,7 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "Directory for the SQLite database, attachments and other files.",
             "./data", str),
     Setting("database_url", "Database URL: sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB. "
-            "Default: SQLite file guichet.db in the data directory.", None, parse_database_url),
+            "Default: SQLite file guichet.db in the data directory.", None, parse_database_url,
+            "--database"),
     Setting("http", "HOST:PORT for the web server (agent inbox, API, websockets).",
             "127.0.0.1:8000", parse_hostport),
     Setting("smtp", "HOST:PORT for inbound SMTP.", "127.0.0.1:2525", parse_hostport),
@@ -139,12 +145,13 @@ def load_settings(
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = flags.get(setting.name)
-        source = "--" + setting.name.replace("_", "-")
+        source = setting.option
         if raw is None:
             raw = environ.get(setting.env)
             source = setting.env
         if raw is None:
-            values[setting.name] = setting.default
+            default = setting.default
+            values[setting.name] = setting.parse(default) if isinstance(default, str) else default
             continue
         try:
             values[setting.name] = setting.parse(raw)

@@ -46,7 +46,7 @@ async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sende
     now = utcnow()
     address = normalise(channel, sender.address)
     email = sender.email.strip().lower() if sender.email else None
-    if channel is Channel.EMAIL:
+    if channel in (Channel.EMAIL, Channel.FORM):
         email = email or address
     contact_id = await _find(session, channel, address)
     if contact_id is None and email:

@@ -136,7 +136,8 @@ class Ingestor:
             message_id_header=message.thread.message_id,
             in_reply_to=message.thread.in_reply_to,
             references=" ".join(message.thread.references) or None,
-            meta=dict(message.meta),
+            # Arrival time orders the thread; the sender's own claim is kept for display.
+            meta={**dict(message.meta), "received_at": message.received_at.isoformat()},
             created_at=now,
         )
         session.add(row)

@@ -1,0 +1,172 @@
+"""``/api/v1/conversations``: list, read, change, reply and note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from inbox.actions.conversations import (
+    UNSET,
+    ActionError,
+    ConversationChanges,
+    NotFound,
+    add_message,
+    update_conversation,
+)
+from inbox.listing import MAX_QUERY_CHARS, BadCursor, ConversationFilter, list_conversations
+from inbox.queries import conversation_detail
+from inbox.types import Channel, Priority, Status
+from web.api.body import (
+    get_bool,
+    get_datetime,
+    get_enum,
+    get_id,
+    get_str,
+    parse_enum,
+    read_json,
+    reject_unknown,
+)
+from web.auth import Principal, require
+from web.errors import ApiError
+from web.services import services
+
+
+def _csv(request: Request, name: str) -> list[str]:
+    raw = request.query_params.get(name, "")
+    return [part.strip() for part in raw.split(",") if part.strip()][:10]
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(422, f"{name} must be a positive integer", field=name)
+    return int(raw)
+
+
+def parse_filter(request: Request, who: Principal) -> ConversationFilter:
+    assignee_raw = request.query_params.get("assignee", "any")
+    assignee: Any
+    if assignee_raw == "me":
+        assignee = who.agent_id
+    elif assignee_raw in ("none", "any"):
+        assignee = assignee_raw
+    else:
+        assignee = _int_param(request, "assignee")
+    query = request.query_params.get("q") or None
+    if query is not None and len(query) > MAX_QUERY_CHARS:
+        raise ApiError(422, f"q is longer than {MAX_QUERY_CHARS} characters", field="q")
+    tag = request.query_params.get("tag") or None
+    order = request.query_params.get("order", "recent")
+    if order not in ("recent", "newest", "oldest"):
+        raise ApiError(422, "order must be one of recent, newest, oldest", field="order")
+    return ConversationFilter(
+        statuses=tuple(parse_enum(s, "status", Status) for s in _csv(request, "status")),
+        channels=tuple(parse_enum(c, "channel", Channel) for c in _csv(request, "channel")),
+        assignee=assignee,
+        team_id=_int_param(request, "team"),
+        tag=tag.lower()[:64] if tag else None,
+        query=query,
+        order=order,  # type: ignore[arg-type]
+    )
+
+
+async def list_endpoint(request: Request) -> JSONResponse:
+    who = await require(request)
+    f = parse_filter(request, who)
+    limit = _int_param(request, "limit") or 25
+    if not 1 <= limit <= 100:
+        raise ApiError(422, "limit must be 1-100", field="limit")
+    cursor = request.query_params.get("cursor") or None
+    async with services(request).store.read() as session:
+        try:
+            page = await list_conversations(session, who.viewer, f, limit=limit, cursor=cursor)
+        except BadCursor as exc:
+            raise ApiError(422, str(exc), field="cursor") from None
+    return JSONResponse(
+        {"items": [c.to_json() for c in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def _visible_detail(request: Request, who: Principal) -> dict[str, Any]:
+    conversation_id = int(request.path_params["id"])
+    async with services(request).store.read() as session:
+        detail = await conversation_detail(session, conversation_id)
+    if detail is None or not who.viewer.can_see(
+        detail.conversation.team_id, detail.conversation.assignee_id
+    ):
+        # 404, not 403: an agent must not learn which ids exist outside their view.
+        raise ApiError(404, f"conversation {conversation_id} not found")
+    return detail.to_json()
+
+
+async def get_endpoint(request: Request) -> JSONResponse:
+    who = await require(request)
+    return JSONResponse(await _visible_detail(request, who))
+
+
+PATCHABLE = {"status", "snoozed_until", "priority", "tags", "assignee_id", "team_id"}
+
+
+def parse_changes(data: dict[str, Any]) -> ConversationChanges:
+    reject_unknown(data, PATCHABLE)
+    tags = data.get("tags")
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+    ):
+        raise ApiError(422, "tags must be a list of strings", field="tags")
+    return ConversationChanges(
+        status=get_enum(data, "status", Status),
+        snoozed_until=get_datetime(data, "snoozed_until"),
+        priority=get_enum(data, "priority", Priority),
+        tags=tuple(tags) if tags is not None else None,
+        assignee_id=get_id(data, "assignee_id") if "assignee_id" in data else UNSET,
+        team_id=get_id(data, "team_id") if "team_id" in data else UNSET,
+        changed=frozenset(data),
+    )
+
+
+async def patch_endpoint(request: Request) -> JSONResponse:
+    who = await require(request)
+    await _visible_detail(request, who)
+    changes = parse_changes(await read_json(request))
+    try:
+        async with services(request).store.write() as session:
+            await update_conversation(session, int(request.path_params["id"]), who.agent_id, changes)
+    except ActionError as exc:
+        raise ApiError(422, str(exc), field=exc.field) from None
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse(await _visible_detail(request, who))
+
+
+async def post_message_endpoint(request: Request) -> JSONResponse:
+    who = await require(request)
+    await _visible_detail(request, who)
+    data = await read_json(request)
+    reject_unknown(data, {"body", "internal", "html"})
+    body = get_str(data, "body", required=True)
+    assert body is not None
+    try:
+        async with services(request).store.write() as session:
+            message = await add_message(
+                session, int(request.path_params["id"]), who.agent_id, body,
+                internal=get_bool(data, "internal", False), html=get_str(data, "html"),
+            )
+    except ActionError as exc:
+        raise ApiError(422, str(exc), field=exc.field) from None
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse(message.to_json(), status_code=201)
+
+
+ROUTES = [
+    Route("/conversations", list_endpoint, methods=["GET"]),
+    Route("/conversations/{id:int}", get_endpoint, methods=["GET"]),
+    Route("/conversations/{id:int}", patch_endpoint, methods=["PATCH"]),
+    Route("/conversations/{id:int}/messages", post_message_endpoint, methods=["POST"]),
+]
