@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
@@ -84,7 +85,9 @@ async def login_throttled(session: AsyncSession, ip: str, email: str) -> bool:
         select(func.count()).where(LoginFailure.ip == ip, LoginFailure.at > since)
     )
     by_email = await session.scalar(
-        select(func.count()).where(LoginFailure.email == email.lower()[:320], LoginFailure.at > since)
+        select(func.count()).where(
+            LoginFailure.email == email.lower()[:320], LoginFailure.at > since
+        )
     )
     return (by_ip or 0) >= LOGIN_MAX_FAILURES or (by_email or 0) >= LOGIN_MAX_FAILURES
 
@@ -150,14 +153,14 @@ async def instance_secret(session: AsyncSession, key: str) -> str:
         return value
     candidate = secrets.token_urlsafe(48)
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    statement = insert(InstanceSetting).values(key=key, value=candidate)
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement = pg_insert(InstanceSetting).values(key=key, value=candidate).on_conflict_do_nothing()
+        await session.execute(
+            pg_insert(InstanceSetting).values(key=key, value=candidate).on_conflict_do_nothing()
+        )
     else:
-        statement = statement.prefix_with("OR IGNORE")
-    await session.execute(statement)
+        await session.execute(
+            insert(InstanceSetting).values(key=key, value=candidate).prefix_with("OR IGNORE")
+        )
     stored = await session.scalar(select(InstanceSetting.value).where(InstanceSetting.key == key))
     assert stored is not None
     return stored

@@ -1,8 +1,9 @@
 """The one settings object.
 
 Every setting has a name, a type, a default and help text. Values come from command-line
-flags first, then ``GUICHET_*`` environment variables, then the default. README's
-configuration table is generated from ``SETTINGS`` (see ``tests/test_docs.py``).
+flags first (for the settings that have one), then ``GUICHET_*`` environment variables,
+then the default. README's configuration table must match ``SETTINGS``
+(``tests/test_docs.py`` checks it).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class Setting:
 
     @property
     def option(self) -> str:
-        return self.flag or "--" + self.name.replace("_", "-")
+        """How a user names this setting in an error: its flag, else its variable."""
+        return self.flag or self.env
 
     @property
     def env(self) -> str:
@@ -83,13 +85,13 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "Directory for the SQLite database, attachments and other files.",
-            "./data", str),
+            "./data", str, "--data-dir"),
     Setting("database_url", "Database URL: sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB. "
             "Default: SQLite file guichet.db in the data directory.", None, parse_database_url,
             "--database"),
     Setting("http", "HOST:PORT for the web server (agent inbox, API, websockets).",
-            "127.0.0.1:8000", parse_hostport),
-    Setting("smtp", "HOST:PORT for inbound SMTP.", "127.0.0.1:2525", parse_hostport),
+            "127.0.0.1:8000", parse_hostport, "--http"),
+    Setting("smtp", "HOST:PORT for inbound SMTP.", "127.0.0.1:2525", parse_hostport, "--smtp"),
     Setting("public_url", "Base URL customers and agents reach Guichet at, used in links and "
             "to check websocket Origin. Default: http://HTTP.", None, str),
     Setting("secure_cookies", "Mark cookies Secure (set when Guichet is served over HTTPS).",
@@ -97,8 +99,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_hours", "Hours an agent's login session lasts.", 12, parse_positive_int),
     Setting("max_body_bytes", "Largest HTTP request body accepted by the JSON API.",
             1_048_576, parse_positive_int),
-    Setting("max_attachment_bytes", "Largest single attachment stored.", 26_214_400,
-            parse_positive_int),
     Setting("log_level", "Logging level: debug, info, warning or error.", "info",
             lambda v: _choice(v.lower(), ("debug", "info", "warning", "error"))),
 )
@@ -120,7 +120,6 @@ class Settings:
     secure_cookies: bool
     session_hours: int
     max_body_bytes: int
-    max_attachment_bytes: int
     log_level: str
 
     @property

@@ -33,7 +33,7 @@ from inbox.models import (
 from inbox.models.base import utcnow
 from inbox.queries import conversation_summary, message_view
 from inbox.threading import DEFAULT_THREADERS, Threader
-from inbox.types import Direction, Status
+from inbox.types import Channel, Direction, Status
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Ingestor:
         self,
         store: Store,
         blobs: BlobStore,
-        threaders: Mapping[str, Threader] = DEFAULT_THREADERS,
+        threaders: Mapping[Channel, Threader] = DEFAULT_THREADERS,
     ) -> None:
         self.store = store
         self.blobs = blobs

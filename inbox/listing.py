@@ -13,9 +13,9 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.access import Viewer, visible
@@ -75,8 +75,8 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filters(f: ConversationFilter) -> list[object]:
-    conditions: list[object] = []
+def _filters(f: ConversationFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if f.statuses:
         conditions.append(Conversation.status.in_([s.value for s in f.statuses]))
     if f.channels:
@@ -117,6 +117,7 @@ async def list_conversations(
 ) -> Page:
     limit = max(1, min(limit, MAX_LIMIT))
     query = select(Conversation).where(visible(viewer), *_filters(f))
+    keys: tuple[Any, ...]
     if f.order == "recent":
         keys = (Conversation.last_message_at.desc(), Conversation.id.desc())
     elif f.order == "newest":

@@ -22,11 +22,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.db import Store
-from inbox.events import record_event
+from inbox.events import Subscription, record_event
 from inbox.models import Message, OutboxItem
 from inbox.models.base import utcnow
 from inbox.queries import conversation_summary, message_view
-from inbox.types import DeliveryStatus
+from inbox.types import DeliveryStatus, Direction
 from inbox.views import ConversationSummary, MessageView
 
 log = logging.getLogger(__name__)
@@ -86,16 +86,18 @@ class OutboxWorker:
                     pass
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._wake.clear()
         finally:
             subscription.close()
             waker.cancel()
 
-    async def _wake_on_replies(self, subscription: object) -> None:
-        async for event in subscription:  # type: ignore[attr-defined]
-            if event.kind == "message.created" and event.payload["message"]["direction"] == "outbound":
+    async def _wake_on_replies(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            if event.kind != "message.created":
+                continue
+            if event.payload["message"]["direction"] == Direction.OUTBOUND.value:
                 self._wake.set()
 
     async def run_once(self) -> int:

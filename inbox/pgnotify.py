@@ -51,8 +51,8 @@ class PgEventListener:
                 try:
                     await self._listen_once()
                     delay = 0.5
-                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-                    log.warning("event listener lost PostgreSQL (%s); retrying in %.1fs", exc, delay)
+                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                    log.warning("event listener lost PostgreSQL (%s); retry in %.1fs", exc, delay)
                 self.connected.clear()
                 self._lost_at = self._lost_at or utcnow()
                 await asyncio.sleep(delay)
@@ -74,7 +74,7 @@ class PgEventListener:
             while not closed.is_set():
                 try:
                     await asyncio.wait_for(closed.wait(), timeout=15)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await conn.execute("SELECT 1", timeout=10)  # detect a dead socket
         finally:
             if not conn.is_closed():

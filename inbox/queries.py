@@ -135,7 +135,9 @@ async def agent_view(session: AsyncSession, agent_id: int) -> AgentView | None:
         .order_by(AgentCapacity.channel)
     )
     teams = await session.scalars(
-        select(TeamMember.team_id).where(TeamMember.agent_id == agent_id).order_by(TeamMember.team_id)
+        select(TeamMember.team_id)
+        .where(TeamMember.agent_id == agent_id)
+        .order_by(TeamMember.team_id)
     )
     return AgentView(
         id=agent.id, email=agent.email, name=agent.name, role=agent.role,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -30,7 +31,9 @@ from web.services import Services, services
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[], Awaitable[None]]
+STATIC = Path(__file__).parent / "static"
+
+Worker = Callable[[], Coroutine[Any, Any, None]]
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -106,9 +109,9 @@ def create_app(svc: Services, workers: Sequence[Worker] = ()) -> Starlette:
             Mount("/api/v1", routes=api_routes),
             *ws.ROUTES,
             *pages.ROUTES,
-            Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.services = svc

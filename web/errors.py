@@ -8,6 +8,7 @@ the server; unexpected errors are logged and answered with code ``internal``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,7 +35,7 @@ CODES = {
 class ApiError(Exception):
     def __init__(
         self, status: int, message: str, *, code: str | None = None, field: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -53,7 +54,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, o
 
 def json_error(
     status: int, message: str, *, code: str | None = None, field: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
         error_body(code or CODES.get(status, "error"), message, field), status, headers=headers

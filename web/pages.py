@@ -18,7 +18,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from inbox.actions.conversations import ActionError, NotFound, add_message
-from inbox.auth import create_session, end_session, login_throttled, record_login_failure, verify_login
+from inbox.auth import (
+    create_session,
+    end_session,
+    login_throttled,
+    record_login_failure,
+    verify_login,
+)
 from inbox.listing import ConversationFilter, list_conversations
 from inbox.queries import agent_view, conversation_detail
 from inbox.types import Status

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from inbox.events import DomainEvent
+from inbox.events import DomainEvent, Subscription
 from web.auth import Principal, principal
 from web.services import services
 
@@ -71,9 +71,9 @@ async def agent_socket(ws: WebSocket) -> None:
         pusher.cancel()
 
 
-async def _push(ws: WebSocket, who: Principal, subscription: object) -> None:
+async def _push(ws: WebSocket, who: Principal, subscription: Subscription) -> None:
     try:
-        async for event in subscription:  # type: ignore[attr-defined]
+        async for event in subscription:
             if visible_to(who, event):
                 await ws.send_json({"type": "event", "event": event.to_json()})
         # The subscription ended because this client fell too far behind.
@@ -112,9 +112,8 @@ async def _answer(ws: WebSocket, raw: str | bytes) -> None:
     if kind == "ping":
         await ws.send_json({"type": "pong"})
     else:
-        await ws.send_json(
-            {"type": "error", "code": "unknown_type", "message": f"unknown frame type {kind!r}"[:200]}
-        )
+        message = f"unknown frame type {kind!r}"[:200]
+        await ws.send_json({"type": "error", "code": "unknown_type", "message": message})
 
 
 ROUTES = [WebSocketRoute("/ws/agent", agent_socket)]

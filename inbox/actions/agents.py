@@ -64,8 +64,9 @@ async def create_agent(
         raise ActionError(f"an agent with email {email} exists", "email")
     now = utcnow()
     agent = Agent(
-        email=email, name=name.strip(), role=role.value, password_hash=await hash_password(password),
-        presence=Presence.OFFLINE.value, presence_changed_at=now, active=True, created_at=now,
+        email=email, name=name.strip(), role=role.value,
+        password_hash=await hash_password(password), presence=Presence.OFFLINE.value,
+        presence_changed_at=now, active=True, created_at=now,
     )
     session.add(agent)
     await session.flush([agent])

@@ -9,9 +9,9 @@ import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from inbox.db import create_engine
 
 from inbox.config import parse_database_url
+from inbox.db import create_engine
 from inbox.models import Base
 
 target_metadata = Base.metadata

@@ -16,9 +16,9 @@ import pytest_asyncio
 from inbox.actions.agents import set_presence
 from inbox.actions.conversations import ConversationChanges, add_message, update_conversation
 from inbox.db import Store
-from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, record_event
+from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, Subscription, record_event
 from inbox.inbound import InboundAttachment, ThreadHeaders
-from inbox.ingest import Ingestor
+from inbox.ingest import Ingestor, IngestResult
 from inbox.models import Event
 from inbox.models.base import utcnow
 from inbox.outbox import DeliveryError, OutboxWorker
@@ -209,6 +209,14 @@ async def listening_store(db_url: str, tmp_path: Path) -> AsyncIterator[Store]:
         await other.close()
 
 
+async def _ingest_and_hear(ingestor: Ingestor, subscription: Subscription) -> IngestResult:
+    """Ingest a message and wait until the listener has passed on both of its events."""
+    result = await ingestor.ingest(inbound("<a@x>"))
+    kinds = [(await next_event(subscription, timeout=5)).kind for _ in range(2)]
+    assert kinds == ["conversation.created", "message.created"]
+    return result
+
+
 @pg_only
 async def test_pg_listener_delivers_committed_events_to_another_store(
     store: Store, ingestor: Ingestor, listening_store: Store
@@ -232,9 +240,9 @@ async def test_pg_listener_hears_nothing_of_a_rolled_back_transaction(
     store: Store, ingestor: Ingestor, listening_store: Store
 ) -> None:
     agent_id = await new_agent(store, "ann@support.example")
-    created = await ingestor.ingest(inbound("<a@x>"))
     subscription = listening_store.hub.subscribe()
     try:
+        created = await _ingest_and_hear(ingestor, subscription)
         with pytest.raises(RuntimeError, match="boom"):
             async with store.write() as session:
                 await add_message(session, created.conversation_id, agent_id, "lost reply")
@@ -252,9 +260,9 @@ async def test_pg_listener_hears_nothing_of_a_rolled_back_transaction(
 async def test_pg_write_does_not_dispatch_before_commit(store: Store, ingestor: Ingestor,
                                                         listening_store: Store) -> None:
     agent_id = await new_agent(store, "ann@support.example")
-    created = await ingestor.ingest(inbound("<a@x>"))
     subscription = listening_store.hub.subscribe()
     try:
+        created = await _ingest_and_hear(ingestor, subscription)
         async with store.write() as session:
             await add_message(session, created.conversation_id, agent_id, "Reply")
             with pytest.raises(TimeoutError):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from inbox.actions.agents import create_agent, set_presence
 from inbox.actions.conversations import ActionError

@@ -136,7 +136,9 @@ async def patch_endpoint(request: Request) -> JSONResponse:
     changes = parse_changes(await read_json(request))
     try:
         async with services(request).store.write() as session:
-            await update_conversation(session, int(request.path_params["id"]), who.agent_id, changes)
+            await update_conversation(
+                session, int(request.path_params["id"]), who.agent_id, changes
+            )
     except ActionError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
     except NotFound as exc:
