@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inbox.actions.conversations import ActionError, NotFound
+from inbox.actions.conversations import EMAIL_ADDRESS, ActionError, NotFound
 from inbox.audit import audit
 from inbox.auth import hash_password
 from inbox.events import record_event
@@ -17,7 +17,6 @@ from inbox.models.base import utcnow
 from inbox.types import MAX_SKILL_LEVEL, Channel, Presence, Role
 
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_CAPACITY = 1000
 
 
@@ -52,7 +51,7 @@ async def create_agent(
     actor_id: int | None = None,
 ) -> int:
     email = email.strip().lower()
-    if not EMAIL.match(email):
+    if not EMAIL_ADDRESS.match(email):
         raise ActionError(f"not an email address: {email[:100]!r}", "email")
     if not name.strip() or len(name) > 200:
         raise ActionError("name must be 1-200 characters", "name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
+from inbox.contacts import resolve_contact
 from inbox.events import record_event
+from inbox.inbound import Sender
 from inbox.ingest import sanitise_html
 from inbox.models import (
     Agent,
@@ -22,12 +25,13 @@ from inbox.models import (
 )
 from inbox.models.base import utcnow
 from inbox.queries import conversation_summary, message_view
-from inbox.types import DeliveryStatus, Direction, Priority, Status
+from inbox.types import Channel, DeliveryStatus, Direction, Priority, Status
 from inbox.views import MessageView, iso
 
 MAX_BODY_CHARS = 100_000
 MAX_TAGS = 50
 MAX_TAG_CHARS = 64
+EMAIL_ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 
 class ActionError(ValueError):
@@ -156,6 +160,25 @@ async def _apply_status(
     return {"status": status.value, "snoozed_until": iso(conversation.snoozed_until)}
 
 
+async def _apply_assignment(
+    session: AsyncSession, conversation: Conversation, changes: ConversationChanges
+) -> dict[str, Any]:
+    applied: dict[str, Any] = {}
+    if changes.assignee_id is not UNSET:
+        if changes.assignee_id is not None and not await session.scalar(
+            select(Agent.id).where(Agent.id == changes.assignee_id, Agent.active.is_(True))
+        ):
+            raise ActionError(f"no active agent {changes.assignee_id}", "assignee_id")
+        conversation.assignee_id = changes.assignee_id
+        applied["assignee_id"] = changes.assignee_id
+    if changes.team_id is not UNSET:
+        if changes.team_id is not None and await session.get(Team, changes.team_id) is None:
+            raise ActionError(f"no team {changes.team_id}", "team_id")
+        conversation.team_id = changes.team_id
+        applied["team_id"] = changes.team_id
+    return applied
+
+
 async def update_conversation(
     session: AsyncSession, conversation_id: int, actor_id: int | None, changes: ConversationChanges
 ) -> dict[str, Any]:
@@ -170,18 +193,7 @@ async def update_conversation(
     if changes.priority is not None:
         conversation.priority = changes.priority.value
         applied["priority"] = changes.priority.value
-    if changes.assignee_id is not UNSET:
-        if changes.assignee_id is not None and not await session.scalar(
-            select(Agent.id).where(Agent.id == changes.assignee_id, Agent.active.is_(True))
-        ):
-            raise ActionError(f"no active agent {changes.assignee_id}", "assignee_id")
-        conversation.assignee_id = changes.assignee_id
-        applied["assignee_id"] = changes.assignee_id
-    if changes.team_id is not UNSET:
-        if changes.team_id is not None and await session.get(Team, changes.team_id) is None:
-            raise ActionError(f"no team {changes.team_id}", "team_id")
-        conversation.team_id = changes.team_id
-        applied["team_id"] = changes.team_id
+    applied.update(await _apply_assignment(session, conversation, changes))
     if changes.tags is not None:
         tags = _clean_tags(changes.tags)
         await session.execute(
@@ -203,3 +215,52 @@ async def update_conversation(
         {"before": {k: before[k] for k in applied if k in before}, "after": applied},
     )
     return applied
+
+
+async def start_conversation(
+    session: AsyncSession,
+    agent_id: int,
+    *,
+    email: str,
+    name: str | None,
+    subject: str,
+    body: str,
+    priority: Priority = Priority.NORMAL,
+    tags: tuple[str, ...] = (),
+    assignee_id: int | None = None,
+    team_id: int | None = None,
+) -> int:
+    """An agent writes to a customer first (an email the customer did not start).
+
+    The conversation, its first outbound message and the outbox row commit together.
+    """
+    email = email.strip().lower()
+    if not EMAIL_ADDRESS.match(email):
+        raise ActionError(f"not an email address: {email[:100]!r}", "email")
+    if not subject.strip() or len(subject) > 998:
+        raise ActionError("subject must be 1-998 characters", "subject")
+    contact_id = await resolve_contact(session, Channel.EMAIL, Sender(email, name))
+    now = utcnow()
+    conversation = Conversation(
+        channel=Channel.EMAIL.value, subject=subject.strip(), status=Status.OPEN.value,
+        priority=priority.value, contact_id=contact_id, created_at=now, updated_at=now,
+        last_message_at=now,
+    )
+    session.add(conversation)
+    await session.flush([conversation])
+    await audit(
+        session, agent_id, "conversation.create", "conversation", conversation.id,
+        {"channel": Channel.EMAIL.value, "contact_id": contact_id, "subject": subject.strip()},
+    )
+    await _apply_assignment(
+        session, conversation, ConversationChanges(assignee_id=assignee_id, team_id=team_id)
+    )
+    if tags:
+        session.add_all(
+            ConversationTag(conversation_id=conversation.id, tag=t) for t in _clean_tags(tags)
+        )
+    await session.flush()
+    summary = (await conversation_summary(session, conversation.id)).to_json()
+    await record_event(session, "conversation.created", {"conversation": summary}, conversation.id)
+    await add_message(session, conversation.id, agent_id, body)
+    return conversation.id

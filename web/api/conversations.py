@@ -14,6 +14,7 @@ from inbox.actions.conversations import (
     ConversationChanges,
     NotFound,
     add_message,
+    start_conversation,
     update_conversation,
 )
 from inbox.listing import MAX_QUERY_CHARS, BadCursor, ConversationFilter, list_conversations
@@ -114,16 +115,12 @@ PATCHABLE = {"status", "snoozed_until", "priority", "tags", "assignee_id", "team
 
 def parse_changes(data: dict[str, Any]) -> ConversationChanges:
     reject_unknown(data, PATCHABLE)
-    tags = data.get("tags")
-    if tags is not None and (
-        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
-    ):
-        raise ApiError(422, "tags must be a list of strings", field="tags")
+    tags = _tags(data)
     return ConversationChanges(
         status=get_enum(data, "status", Status),
         snoozed_until=get_datetime(data, "snoozed_until"),
         priority=get_enum(data, "priority", Priority),
-        tags=tuple(tags) if tags is not None else None,
+        tags=tags,
         assignee_id=get_id(data, "assignee_id") if "assignee_id" in data else UNSET,
         team_id=get_id(data, "team_id") if "team_id" in data else UNSET,
         changed=frozenset(data),
@@ -144,6 +141,53 @@ async def patch_endpoint(request: Request) -> JSONResponse:
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
     return JSONResponse(await _visible_detail(request, who))
+
+
+CREATE_FIELDS = {"contact", "subject", "body", "priority", "tags", "assignee_id", "team_id"}
+
+
+async def create_endpoint(request: Request) -> JSONResponse:
+    """Start an email conversation with a customer; the first message is our reply."""
+    who = await require(request)
+    data = await read_json(request)
+    reject_unknown(data, CREATE_FIELDS | {"channel"})
+    if data.get("channel", "email") != "email":
+        raise ApiError(422, "agents can start conversations by email only", field="channel")
+    contact = data.get("contact")
+    if not isinstance(contact, dict) or not isinstance(contact.get("email"), str):
+        raise ApiError(422, "contact must be an object with an email", field="contact")
+    name = contact.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise ApiError(422, "contact name must be a string of at most 200 characters",
+                       field="contact")
+    tags = _tags(data)
+    try:
+        async with services(request).store.write() as session:
+            conversation_id = await start_conversation(
+                session, who.agent_id,
+                email=contact["email"], name=name,
+                subject=get_str(data, "subject", required=True) or "",
+                body=get_str(data, "body", required=True) or "",
+                priority=get_enum(data, "priority", Priority) or Priority.NORMAL,
+                tags=tags or (),
+                assignee_id=get_id(data, "assignee_id"),
+                team_id=get_id(data, "team_id"),
+            )
+    except ActionError as exc:
+        raise ApiError(422, str(exc), field=exc.field) from None
+    async with services(request).store.read() as session:
+        detail = await conversation_detail(session, conversation_id)
+    assert detail is not None
+    return JSONResponse(detail.to_json(), status_code=201)
+
+
+def _tags(data: dict[str, Any]) -> tuple[str, ...] | None:
+    tags = data.get("tags")
+    if tags is None:
+        return None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(422, "tags must be a list of strings", field="tags")
+    return tuple(tags)
 
 
 async def post_message_endpoint(request: Request) -> JSONResponse:
@@ -168,6 +212,7 @@ async def post_message_endpoint(request: Request) -> JSONResponse:
 
 ROUTES = [
     Route("/conversations", list_endpoint, methods=["GET"]),
+    Route("/conversations", create_endpoint, methods=["POST"]),
     Route("/conversations/{id:int}", get_endpoint, methods=["GET"]),
     Route("/conversations/{id:int}", patch_endpoint, methods=["PATCH"]),
     Route("/conversations/{id:int}/messages", post_message_endpoint, methods=["POST"]),

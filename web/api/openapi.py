@@ -130,6 +130,22 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object", "properties": {
             "items": {"type": "array", "items": _ref("Conversation")},
             "next_cursor": {"type": ["string", "null"]}}}), **ERRORS},
+    }, "post": {
+        "summary": "Start an email conversation with a customer; the body is sent as the "
+                   "first reply through the outbox",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["contact", "subject", "body"],
+            "additionalProperties": False, "properties": {
+                "channel": {"const": "email"},
+                "contact": {"type": "object", "required": ["email"], "properties": {
+                    "email": {"type": "string"}, "name": {"type": "string"}}},
+                "subject": {"type": "string", "maxLength": 998},
+                "body": {"type": "string", "maxLength": 100000},
+                "priority": {"enum": ["low", "normal", "high", "urgent"]},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "assignee_id": {"type": ["integer", "null"]},
+                "team_id": {"type": ["integer", "null"]}}}}}},
+        "responses": {"201": _json(_ref("ConversationDetail"), "Created"), **ERRORS},
     }},
     "/conversations/{id}": {
         "get": {"summary": "One conversation with its messages", "parameters": [ID],
