@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inbox.auth import instance_secret
+from inbox.pgnotify import PgEventListener
 from web import pages, ws
 from web.api import agents as agents_api
 from web.api import conversations as conversations_api
@@ -31,6 +32,7 @@ from web.services import Services, services
 
 log = logging.getLogger(__name__)
 
+LISTENER_START_SECONDS = 10
 STATIC = Path(__file__).parent / "static"
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
@@ -91,6 +93,11 @@ def create_app(svc: Services, workers: Sequence[Worker] = ()) -> Starlette:
             svc.secret = await instance_secret(session, "signing_secret")
         tasks = [asyncio.create_task(worker()) for worker in workers]
         try:
+            if not svc.store.is_sqlite:
+                # Without the listener no event reaches this process's websockets.
+                listener = PgEventListener(svc.store)
+                tasks.append(asyncio.create_task(listener.run()))
+                await asyncio.wait_for(listener.connected.wait(), LISTENER_START_SECONDS)
             yield
         finally:
             for task in tasks:

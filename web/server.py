@@ -18,7 +18,6 @@ from inbox.config import Settings
 from inbox.db import Store
 from inbox.ingest import Ingestor
 from inbox.outbox import OutboxWorker, Sender
-from inbox.pgnotify import PgEventListener
 from web.app import Worker, create_app
 from web.services import Services
 from web.ws import MAX_FRAME_BYTES
@@ -33,10 +32,8 @@ def build_services(settings: Settings) -> Services:
 
 
 def workers(svc: Services, senders: Mapping[str, Sender] = SENDERS) -> list[Worker]:
-    found: list[Worker] = [OutboxWorker(svc.store, senders).run]
-    if not svc.store.is_sqlite:
-        found.append(PgEventListener(svc.store).run)
-    return found
+    """Background work beside the web app (the PostgreSQL event listener is the app's own)."""
+    return [OutboxWorker(svc.store, senders).run]
 
 
 def uvicorn_server(svc: Services, worker_list: list[Worker]) -> uvicorn.Server:

@@ -1,0 +1,221 @@
+"""``python -m bench ingest``: throughput of ``inbox.ingest.Ingestor.ingest``.
+
+Per backend, the same generated traffic is ingested twice into fresh databases: once one
+message at a time, once by many concurrent producers (like many SMTP sessions). Then a
+sample of already-stored messages is ingested again, which must answer "duplicate".
+Every commit is durable: the ``Store`` runs SQLite in WAL mode with synchronous=FULL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select, text
+
+from bench.common import TempDatabase, log, percentile, selected_backends, temp_database
+from bench.messages import Traffic, generate
+from inbox.blobs import BlobStore
+from inbox.db import Store
+from inbox.inbound import InboundMessage
+from inbox.ingest import Ingestor, IngestResult
+from inbox.migrate import upgrade
+from inbox.models import Conversation, Message
+
+TARGET_SQLITE_MSGS_PER_S = 1500
+
+
+class StatementCounter:
+    """Counts SQL statements sent on an engine (BEGIN IMMEDIATE included, COMMIT not)."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        event.listen(store.write_engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+
+async def _timed(ingestor: Ingestor, message: InboundMessage) -> tuple[IngestResult, float]:
+    start = time.perf_counter()
+    result = await ingestor.ingest(message)
+    return result, time.perf_counter() - start
+
+
+async def _sequential(ingestor: Ingestor, messages: Sequence[InboundMessage]) -> list[Any]:
+    return [await _timed(ingestor, m) for m in messages]
+
+
+async def _concurrent(
+    ingestor: Ingestor, messages: Sequence[InboundMessage], producers: int
+) -> list[Any]:
+    """``producers`` tasks take messages in order from one shared iterator."""
+    results: list[Any] = [None] * len(messages)
+    queue = iter(enumerate(messages))
+
+    async def producer() -> None:
+        for i, message in queue:
+            results[i] = await _timed(ingestor, message)
+
+    await asyncio.gather(*(producer() for _ in range(producers)))
+    return results
+
+
+def _figures(prefix: str, timings: list[Any], elapsed: float) -> dict[str, float]:
+    latencies = [seconds * 1000 for _, seconds in timings]
+    return {
+        f"{prefix}_msgs_per_s": round(len(timings) / elapsed, 1),
+        f"{prefix}_latency_p50_ms": round(percentile(latencies, 50), 2),
+        f"{prefix}_latency_p95_ms": round(percentile(latencies, 95), 2),
+        f"{prefix}_latency_p99_ms": round(percentile(latencies, 99), 2),
+    }
+
+
+def _check(results: list[Any], traffic: Traffic, *, duplicates: bool) -> dict[str, int]:
+    stored = [r for r, _ in results]
+    if any(r.duplicate != duplicates for r in stored):
+        raise AssertionError(f"expected every result to have duplicate={duplicates}")
+    threaded = sum(not r.created_conversation for r in stored)
+    return {"replies_sent": traffic.replies, "replies_threaded": threaded}
+
+
+async def _counts(store: Store) -> dict[str, int]:
+    async with store.read() as session:
+        messages = await session.scalar(select(func.count()).select_from(Message))
+        conversations = await session.scalar(select(func.count()).select_from(Conversation))
+    return {"messages_stored": messages or 0, "conversations_stored": conversations or 0}
+
+
+async def _sqlite_durability(store: Store) -> dict[str, str]:
+    async with store.write() as session:
+        mode = await session.scalar(text("PRAGMA journal_mode"))
+        sync = await session.scalar(text("PRAGMA synchronous"))
+    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    return {"sqlite_journal_mode": str(mode), "sqlite_synchronous": names.get(sync, str(sync))}
+
+
+def fsync_latency_ms(directory: Path, rounds: int = 200) -> dict[str, float]:
+    """How long a 4 KiB append + fsync takes where the SQLite file lives."""
+    fd, path = tempfile.mkstemp(dir=directory)
+    timings = []
+    try:
+        for _ in range(rounds):
+            os.write(fd, b"\0" * 4096)
+            start = time.perf_counter()
+            os.fsync(fd)
+            timings.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return {"fsync_4k_p50_ms": round(percentile(timings, 50), 3),
+            "fsync_4k_p95_ms": round(percentile(timings, 95), 3)}
+
+
+def _ingestor(db: TempDatabase) -> tuple[Store, Ingestor]:
+    store = Store(db.url, db.data_dir)
+    return store, Ingestor(store, BlobStore(db.data_dir / "attachments"))
+
+
+async def _run_sequential(
+    db: TempDatabase, traffic: Traffic, duplicates: int, profile: Path | None
+) -> dict[str, Any]:
+    store, ingestor = _ingestor(db)
+    counter = StatementCounter(store)
+    profiler = cProfile.Profile() if profile else None
+    try:
+        log(f"{db.backend}: sequential ingest of {len(traffic.messages)} messages")
+        start = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        timings = await _sequential(ingestor, traffic.messages)
+        elapsed = time.perf_counter() - start
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        figures = {
+            **_figures("sequential", timings, elapsed),
+            "statements_per_msg": round(counter.count / len(timings), 2),
+            **_check(timings, traffic, duplicates=False),
+            **await _counts(store),
+        }
+        sample = random.Random(7).sample(traffic.messages, min(duplicates, len(traffic.messages)))
+        log(f"{db.backend}: re-ingest of {len(sample)} stored messages")
+        counter.count = 0
+        start = time.perf_counter()
+        again = await _sequential(ingestor, sample)
+        figures.update(_figures("duplicate", again, time.perf_counter() - start))
+        figures["duplicate_statements_per_msg"] = round(counter.count / len(sample), 2)
+        _check(again, traffic, duplicates=True)
+        if db.backend == "sqlite":
+            figures.update(await _sqlite_durability(store))
+        return figures
+    finally:
+        await store.close()
+
+
+async def _run_concurrent(db: TempDatabase, traffic: Traffic, producers: int) -> dict[str, Any]:
+    store, ingestor = _ingestor(db)
+    try:
+        log(f"{db.backend}: ingest of {len(traffic.messages)} messages by {producers} producers")
+        start = time.perf_counter()
+        timings = await _concurrent(ingestor, traffic.messages, producers)
+        elapsed = time.perf_counter() - start
+        checked = _check(timings, traffic, duplicates=False)
+        counts = await _counts(store)
+        return {
+            **_figures("concurrent", timings, elapsed),
+            "concurrent_replies_threaded": checked["replies_threaded"],
+            "concurrent_messages_stored": counts["messages_stored"],
+        }
+    finally:
+        await store.close()
+
+
+async def _one_backend(backend: str, args: argparse.Namespace, traffic: Traffic) -> Report:
+    # The concurrent phase ingests the same traffic again, so it gets its own database.
+    async with temp_database(backend, args.database_url) as db:
+        await upgrade(db.url)
+        result: dict[str, Any] = {"messages": len(traffic.messages)}
+        result.update(await _run_sequential(db, traffic, args.duplicates, args.profile))
+    async with temp_database(backend, args.database_url) as db:
+        await upgrade(db.url)
+        result.update(await _run_concurrent(db, traffic, args.concurrency))
+        if backend == "sqlite":
+            result.update(fsync_latency_ms(db.data_dir))
+            target = TARGET_SQLITE_MSGS_PER_S
+            result["target_msgs_per_s"] = target
+            result["target_met_sequential"] = result["sequential_msgs_per_s"] >= target
+            result["target_met_concurrent"] = result["concurrent_msgs_per_s"] >= target
+    return Report({backend: result}, db)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    log(f"generating {args.n} messages")
+    traffic = generate(args.n, seed=args.seed, reply_gap=max(64, 2 * args.concurrency))
+    report = Report({}, params={
+        "messages": args.n, "concurrency": args.concurrency, "profiled": bool(args.profile),
+    })
+    for backend in selected_backends(args.backend):
+        report.merge(await _one_backend(backend, args, traffic))
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="concurrent producers in the concurrent phase (default 32)")
+    parser.add_argument("--duplicates", type=int, default=1000,
+                        help="stored messages to ingest again (default 1000)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="run the sequential phase under cProfile, write stats to FILE "
+                             "and the top functions to stderr (figures are then inflated)")
