@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ def log(message: str) -> None:
 
 
 def emit(result: dict[str, Any]) -> None:
-    print(json.dumps(result, indent=2, sort_keys=False), flush=True)
+    print(json.dumps(result), flush=True)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -151,3 +151,28 @@ async def temp_database(backend: str, pg_url: str = DEFAULT_PG_URL) -> AsyncIter
             finally:
                 await conn.close()
             log(f"postgresql: dropped schema {schema}")
+
+
+@dataclass
+class Report:
+    """What one benchmark measured: its parameters, figures per backend, and where."""
+
+    benchmark: str
+    params: dict[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pg_server_version: str | None = None
+
+    def add(self, db: TempDatabase, figures: dict[str, Any]) -> None:
+        if db.server_version is not None:
+            self.pg_server_version = db.server_version
+            figures["postgresql_settings"] = db.server_settings
+        self.results[db.backend] = figures
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            **self.params,
+            "results": self.results,
+            "machine": machine(),
+            "versions": versions(self.pg_server_version),
+        }

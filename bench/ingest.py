@@ -23,7 +23,14 @@ from typing import Any
 
 from sqlalchemy import event, func, select, text
 
-from bench.common import TempDatabase, log, percentile, selected_backends, temp_database
+from bench.common import (
+    Report,
+    TempDatabase,
+    log,
+    percentile,
+    selected_backends,
+    temp_database,
+)
 from bench.messages import Traffic, generate
 from inbox.blobs import BlobStore
 from inbox.db import Store
@@ -182,7 +189,9 @@ async def _run_concurrent(db: TempDatabase, traffic: Traffic, producers: int) ->
         await store.close()
 
 
-async def _one_backend(backend: str, args: argparse.Namespace, traffic: Traffic) -> Report:
+async def _one_backend(
+    report: Report, backend: str, args: argparse.Namespace, traffic: Traffic
+) -> None:
     # The concurrent phase ingests the same traffic again, so it gets its own database.
     async with temp_database(backend, args.database_url) as db:
         await upgrade(db.url)
@@ -197,17 +206,17 @@ async def _one_backend(backend: str, args: argparse.Namespace, traffic: Traffic)
             result["target_msgs_per_s"] = target
             result["target_met_sequential"] = result["sequential_msgs_per_s"] >= target
             result["target_met_concurrent"] = result["concurrent_msgs_per_s"] >= target
-    return Report({backend: result}, db)
+        report.add(db, result)
 
 
 async def run(args: argparse.Namespace) -> Report:
     log(f"generating {args.n} messages")
     traffic = generate(args.n, seed=args.seed, reply_gap=max(64, 2 * args.concurrency))
-    report = Report({}, params={
+    report = Report("ingest", {
         "messages": args.n, "concurrency": args.concurrency, "profiled": bool(args.profile),
     })
     for backend in selected_backends(args.backend):
-        report.merge(await _one_backend(backend, args, traffic))
+        await _one_backend(report, backend, args, traffic)
     return report
 
 

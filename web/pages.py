@@ -29,6 +29,7 @@ from inbox.listing import ConversationFilter, list_conversations
 from inbox.queries import agent_view, conversation_detail
 from inbox.types import Status
 from inbox.views import ConversationDetail, ConversationSummary
+from web.api.body import read_form
 from web.auth import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
@@ -41,7 +42,6 @@ from web.errors import ApiError
 from web.services import services
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-MAX_FORM_FIELD = 100_000
 
 VIEWS = {
     "mine": ("Mine", "me"),
@@ -87,11 +87,6 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _form(request: Request) -> dict[str, str]:
-    async with request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM_FIELD) as form:
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
 async def login_page(request: Request) -> Response:
     if await principal(request) is not None:
         return RedirectResponse("/", 303)
@@ -111,7 +106,7 @@ def _render_login(request: Request, context: LoginContext, status: int) -> Respo
 
 
 async def login_submit(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     check_csrf(request, form.get("csrf_token"))
     email = form.get("email", "").strip()[:320]
     password = form.get("password", "")
@@ -141,7 +136,7 @@ async def login_submit(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     check_csrf(request, form.get("csrf_token"))
     token = request.cookies.get(SESSION_COOKIE)
     if token:
@@ -205,7 +200,7 @@ async def reply_submit(request: Request) -> Response:
     who = await principal(request)
     if who is None:
         return RedirectResponse("/login", 303)
-    form = await _form(request)
+    form = await read_form(request)
     check_csrf(request, form.get("csrf_token"))
     detail = await _visible(request, who)
     try:

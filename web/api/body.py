@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -15,15 +16,15 @@ from web.services import services
 E = TypeVar("E", bound=StrEnum)
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request's JSON object; 413 past the size limit, 400 if it is not JSON."""
+async def read_body(request: Request, media_type: str) -> bytes:
+    """The raw body, refused with 415 unless it is ``media_type`` and 413 past the limit."""
     limit = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "send the body as application/json")
+    sent_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if sent_type != media_type:
+        raise ApiError(415, f"send the body as {media_type}")
     chunks = []
     size = 0
     async for chunk in request.stream():
@@ -31,8 +32,24 @@ async def read_json(request: Request) -> dict[str, Any]:
         if size > limit:
             raise ApiError(413, f"request body is larger than {limit} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request, max_fields: int = 20) -> dict[str, str]:
+    """A bounded urlencoded form (our pages post nothing else)."""
+    raw = await read_body(request, "application/x-www-form-urlencoded")
     try:
-        data = json.loads(b"".join(chunks))
+        pairs = parse_qsl(raw.decode(), max_num_fields=max_fields, keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "malformed form body", code="malformed_form") from None
+    return dict(pairs)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's JSON object; 413 past the size limit, 400 if it is not JSON."""
+    raw = await read_body(request, "application/json")
+    try:
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}", code="malformed_json") from None
     if not isinstance(data, dict):
