@@ -54,7 +54,7 @@ async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sende
     if contact_id is None:
         contact = Contact(name=sender.name, email=email, created_at=now)
         session.add(contact)
-        await session.flush([contact])
+        await session.flush()
         contact_id = contact.id
     else:
         contact_id = await _live(session, contact_id)

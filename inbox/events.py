@@ -67,7 +67,7 @@ async def record_event(
         raise ValueError(f"event {kind} lacks {sorted(missing)}")
     row = Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=utcnow())
     session.add(row)
-    await session.flush([row])
+    await session.flush()
     event = DomainEvent.from_row(row)
     session.info.setdefault(PENDING_KEY, []).append(event)
     return event

@@ -12,12 +12,14 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import nh3
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from inbox.batch import GroupCommitter
 from inbox.blobs import BlobStore
 from inbox.contacts import resolve_contact
 from inbox.db import Store
@@ -65,17 +67,28 @@ class Ingestor:
         self.store = store
         self.blobs = blobs
         self.threaders = threaders
+        self._group: GroupCommitter[IngestResult] | None = (
+            GroupCommitter(store) if store.is_sqlite else None
+        )
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
+        """Store ``message`` durably and return where it went. Safe to call concurrently."""
         content_hash = message.content_hash
         html = await asyncio.to_thread(sanitise_html, message.html) if message.html else None
         blobs = [
             await asyncio.to_thread(self.blobs.put, a.data) for a in message.attachments
         ]
+
+        async def work(session: AsyncSession) -> IngestResult:
+            return await self._ingest(session, message, content_hash, html, blobs)
+
+        if self._group is not None:
+            result: IngestResult = await self._group.submit(work)
+            return result
         for attempt in range(RETRIES):
             try:
                 async with self.store.write() as session:
-                    return await self._ingest(session, message, content_hash, html, blobs)
+                    return await work(session)
             except IntegrityError:
                 # A concurrent ingest of the same message, contact or identity won the race.
                 # Retrying sees its committed rows: the duplicate check below answers.
@@ -110,7 +123,7 @@ class Ingestor:
         now = utcnow()
         created = conversation_id is None
         if created:
-            conversation = await self._open_conversation(session, message, contact_id)
+            conversation = await self._open_conversation(session, message, contact_id, now)
         else:
             conversation = await session.get_one(
                 Conversation, conversation_id, with_for_update=True
@@ -171,9 +184,8 @@ class Ingestor:
         return IngestResult(conversation.id, row.id, created, False)
 
     async def _open_conversation(
-        self, session: AsyncSession, message: InboundMessage, contact_id: int
+        self, session: AsyncSession, message: InboundMessage, contact_id: int, now: datetime
     ) -> Conversation:
-        now = utcnow()
         team_id = None
         if message.routing.team:
             team_id = await session.scalar(select(Team.id).where(Team.name == message.routing.team))
@@ -192,7 +204,7 @@ class Ingestor:
             last_message_at=now,
         )
         session.add(conversation)
-        await session.flush([conversation])
+        await session.flush()
         session.add_all(
             ConversationSkill(conversation_id=conversation.id, skill=skill, level=level)
             for skill, level in dict(message.routing.skills).items()

@@ -156,6 +156,11 @@ class OutboxWorker:
     ) -> None:
         now = self.clock()
         item = await session.get_one(OutboxItem, delivery.outbox_id, with_for_update=True)
+        if item.status != "sending" or item.attempts != delivery.attempt:
+            # Our lease ran out and another claim took the row over: its result stands.
+            log.warning("outbox %d: dropping the late result of attempt %d (now attempt %d, %s)",
+                        item.id, delivery.attempt, item.attempts, item.status)
+            return
         message = await session.get_one(Message, item.message_id, with_for_update=True)
         if error is None:
             item.status, item.sent_at, item.last_error = "sent", now, None

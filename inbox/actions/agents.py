@@ -68,7 +68,7 @@ async def create_agent(
         presence_changed_at=now, active=True, created_at=now,
     )
     session.add(agent)
-    await session.flush([agent])
+    await session.flush()
     session.add_all(AgentSkill(agent_id=agent.id, skill=s, level=lvl) for s, lvl in skills.items())
     session.add_all(
         AgentCapacity(agent_id=agent.id, channel=c, capacity=n) for c, n in capacity.items()
@@ -93,7 +93,7 @@ async def ensure_team(session: AsyncSession, name: str, actor_id: int | None = N
         return team_id
     team = Team(name=name, created_at=utcnow())
     session.add(team)
-    await session.flush([team])
+    await session.flush()
     await audit(session, actor_id, "team.create", "team", team.id, {"name": name})
     return team.id
 

@@ -100,7 +100,7 @@ async def add_message(
         created_at=now,
     )
     session.add(message)
-    await session.flush([message])
+    await session.flush()
     changes: dict[str, Any] = {}
     if not internal:
         session.add(
@@ -247,7 +247,7 @@ async def start_conversation(
         last_message_at=now,
     )
     session.add(conversation)
-    await session.flush([conversation])
+    await session.flush()
     await audit(
         session, agent_id, "conversation.create", "conversation", conversation.id,
         {"channel": Channel.EMAIL.value, "contact_id": contact_id, "subject": subject.strip()},
