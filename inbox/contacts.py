@@ -16,6 +16,10 @@ class ContactError(ValueError):
     pass
 
 
+class ContactNotFound(ContactError):
+    pass
+
+
 def normalise(channel: Channel, address: str) -> str:
     address = address.strip()
     return address.lower() if channel in (Channel.EMAIL, Channel.FORM) else address
@@ -80,7 +84,7 @@ async def merge_contacts(
     keep = await session.get(Contact, keep_id, with_for_update=True)
     merged = await session.get(Contact, merge_id, with_for_update=True)
     if keep is None or merged is None:
-        raise ContactError("no such contact")
+        raise ContactNotFound(f"no such contact: {merge_id if keep else keep_id}")
     if keep.merged_into_id is not None or merged.merged_into_id is not None:
         raise ContactError("contact was already merged")
     await session.execute(

@@ -25,6 +25,7 @@ from inbox.auth import instance_secret
 from inbox.pgnotify import PgEventListener
 from web import pages, ws
 from web.api import agents as agents_api
+from web.api import contacts as contacts_api
 from web.api import conversations as conversations_api
 from web.api.openapi import OPENAPI
 from web.errors import EXCEPTION_HANDLERS, ApiError
@@ -107,6 +108,7 @@ def create_app(svc: Services, workers: Sequence[Worker] = ()) -> Starlette:
     api_routes = [
         *conversations_api.ROUTES,
         *agents_api.ROUTES,
+        *contacts_api.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/{rest:path}", api_not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]

@@ -190,6 +190,15 @@ PATHS: dict[str, Any] = {
                  "responses": {"201": _json(_ref("Agent")), "409": _error("Email taken"),
                                **ERRORS}},
     },
+    "/contacts/{id}/merge": {"post": {
+        "summary": "Merge another contact into this one (supervisor or admin): its "
+                   "identities and conversations move here",
+        "parameters": [ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["merge_id"], "additionalProperties": False,
+            "properties": {"merge_id": {"type": "integer"}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "id": {"type": "integer"}, "merged": {"type": "integer"}}}), **ERRORS}}},
     "/agents/me": {"get": {"summary": "The caller's own agent record",
                            "responses": {"200": _json(_ref("Agent")), **ERRORS}}},
     "/agents/me/presence": {"put": {
