@@ -7,8 +7,11 @@ others' events (``inbox.pgnotify``) and claims outbox work with row locks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 
 import uvicorn
 
@@ -24,6 +27,8 @@ from web.ws import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def build_services(settings: Settings) -> Services:
     store = Store.from_settings(settings)
@@ -34,6 +39,27 @@ def build_services(settings: Settings) -> Services:
 def workers(svc: Services, senders: Mapping[str, Sender] = SENDERS) -> list[Worker]:
     """Background work beside the web app (the PostgreSQL event listener is the app's own)."""
     return [OutboxWorker(svc.store, senders).run]
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal after a graceful shutdown.
+
+    uvicorn puts the previous handlers back and raises the caught SIGTERM or SIGINT again,
+    which kills the process (SIGTERM) or cancels ``asyncio.run`` (SIGINT) before Guichet
+    has closed its database pools. Guichet stops by returning from ``serve`` instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def uvicorn_server(svc: Services, worker_list: list[Worker]) -> uvicorn.Server:
@@ -48,4 +74,4 @@ def uvicorn_server(svc: Services, worker_list: list[Worker]) -> uvicorn.Server:
         timeout_graceful_shutdown=20,
         lifespan="on",
     )
-    return uvicorn.Server(config)
+    return Server(config)
