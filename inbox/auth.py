@@ -71,12 +71,16 @@ async def verify_login(session: AsyncSession, email: str, password: str) -> int 
     row = (
         await session.execute(
             select(Agent.id, Agent.password_hash).where(
-                Agent.email == email.strip().lower(), Agent.active.is_(True)
+                Agent.email == _login_key(email), Agent.active.is_(True)
             )
         )
     ).first()
     ok = await asyncio.to_thread(_verify, row.password_hash if row else _DUMMY_HASH, password)
     return row.id if row and ok else None
+
+
+def _login_key(email: str) -> str:
+    return email.strip().lower()[:320]
 
 
 async def login_throttled(session: AsyncSession, ip: str, email: str) -> bool:
@@ -86,7 +90,7 @@ async def login_throttled(session: AsyncSession, ip: str, email: str) -> bool:
     )
     by_email = await session.scalar(
         select(func.count()).where(
-            LoginFailure.email == email.lower()[:320], LoginFailure.at > since
+            LoginFailure.email == _login_key(email), LoginFailure.at > since
         )
     )
     return (by_ip or 0) >= LOGIN_MAX_FAILURES or (by_email or 0) >= LOGIN_MAX_FAILURES
@@ -95,7 +99,7 @@ async def login_throttled(session: AsyncSession, ip: str, email: str) -> bool:
 async def record_login_failure(session: AsyncSession, ip: str, email: str) -> None:
     now = utcnow()
     await session.execute(delete(LoginFailure).where(LoginFailure.at < now - LOGIN_WINDOW))
-    session.add(LoginFailure(ip=ip[:64], email=email.lower()[:320], at=now))
+    session.add(LoginFailure(ip=ip[:64], email=_login_key(email), at=now))
 
 
 async def create_session(session: AsyncSession, agent_id: int, hours: int) -> str:

@@ -56,7 +56,8 @@ async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sende
     if contact_id is None and email:
         contact_id = await _find(session, Channel.EMAIL, email)
     if contact_id is None:
-        contact = Contact(name=sender.name, email=email, created_at=now)
+        name = sender.name.strip()[:200] if sender.name else None
+        contact = Contact(name=name or None, email=email, created_at=now)
         session.add(contact)
         await session.flush()
         contact_id = contact.id

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PENDING_KEY = "guichet.pending_events"
 
-# Every event kind and the keys its payload always carries; tests/inbox/test_event_schema.py
+# Every event kind and the keys its payload always carries; tests/inbox/test_events.py
 # checks each kind an action emits against this table.
 EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "conversation.created": frozenset({"conversation"}),

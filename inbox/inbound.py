@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from inbox.types import Channel, Priority
+from inbox.types import MAX_SKILL_LEVEL, SKILL_NAME, Channel, Priority
 
 MAX_SUBJECT_CHARS = 998
 MAX_TEXT_CHARS = 1_000_000
@@ -15,6 +15,10 @@ MAX_ATTACHMENTS = 100
 
 class InvalidInbound(ValueError):
     """The adapter built a message the store refuses; the message says which field."""
+
+
+MAX_ADDRESS_CHARS = 320
+MAX_HEADER_CHARS = 998
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,14 @@ class Sender:
     """
 
     address: str
-    name: str | None = None
+    name: str | None = None  # display only; ingest keeps its first 200 characters
     email: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.address or len(self.address) > MAX_ADDRESS_CHARS:
+            raise InvalidInbound(f"sender address must be 1-{MAX_ADDRESS_CHARS} characters")
+        if self.email is not None and len(self.email) > MAX_ADDRESS_CHARS:
+            raise InvalidInbound(f"sender email is longer than {MAX_ADDRESS_CHARS} characters")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,13 @@ class RoutingHints:
     team: str | None = None
     priority: Priority = Priority.NORMAL
 
+    def __post_init__(self) -> None:
+        for skill, level in self.skills:
+            if not SKILL_NAME.match(skill):
+                raise InvalidInbound(f"skill {skill[:70]!r}: not a valid skill name")
+            if not 1 <= level <= MAX_SKILL_LEVEL:
+                raise InvalidInbound(f"skill {skill}: level must be 1-{MAX_SKILL_LEVEL}")
+
 
 @dataclass(frozen=True)
 class InboundMessage:
@@ -79,8 +96,6 @@ class InboundMessage:
     def __post_init__(self) -> None:
         if not self.external_id or len(self.external_id) > 998:
             raise InvalidInbound("external_id must be 1-998 characters")
-        if not self.sender.address or len(self.sender.address) > 320:
-            raise InvalidInbound("sender address must be 1-320 characters")
         if self.received_at.tzinfo is None:
             raise InvalidInbound("received_at must be timezone-aware")
         if len(self.text) > MAX_TEXT_CHARS or len(self.html or "") > MAX_TEXT_CHARS:

@@ -24,7 +24,7 @@ from inbox.blobs import BlobStore
 from inbox.contacts import resolve_contact
 from inbox.db import Store
 from inbox.events import record_event
-from inbox.inbound import InboundMessage
+from inbox.inbound import MAX_HEADER_CHARS, InboundMessage
 from inbox.models import (
     Attachment,
     Conversation,
@@ -146,8 +146,8 @@ class Ingestor:
             body_html=html,
             external_id=message.external_id,
             content_hash=content_hash,
-            message_id_header=message.thread.message_id,
-            in_reply_to=message.thread.in_reply_to,
+            message_id_header=_header(message.thread.message_id),
+            in_reply_to=_header(message.thread.in_reply_to),
             references=" ".join(message.thread.references) or None,
             # Arrival time orders the thread; the sender's own claim is kept for display.
             meta={**dict(message.meta), "received_at": message.received_at.isoformat()},
@@ -210,6 +210,11 @@ class Ingestor:
             for skill, level in dict(message.routing.skills).items()
         )
         return conversation
+
+
+def _header(value: str | None) -> str | None:
+    """A message id no longer than a header line may be; a longer one is junk to thread on."""
+    return value if value and len(value) <= MAX_HEADER_CHARS else None
 
 
 def _subject_from(text: str) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.db import Store
@@ -82,8 +83,12 @@ class OutboxWorker:
         waker = asyncio.create_task(self._wake_on_replies(subscription))
         try:
             while True:
-                while await self.run_once():
-                    pass
+                try:
+                    while await self.run_once():
+                        pass
+                except (SQLAlchemyError, OSError):
+                    # The database is down or busy: keep the worker, try again next round.
+                    log.exception("outbox round failed; retrying in %.0fs", self.poll_seconds)
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 except TimeoutError:

@@ -5,6 +5,7 @@ They are ``StrEnum`` so their values are what the database and the JSON API carr
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -65,6 +66,8 @@ class Presence(StrEnum):
 
 
 MAX_SKILL_LEVEL = 10
+# Lowercase letters, digits, '.', '_' or '-', at most 64 characters (the column's size).
+SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def sql_in(enum: type[StrEnum]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from sqlalchemy import select
@@ -14,9 +13,8 @@ from inbox.auth import hash_password
 from inbox.events import record_event
 from inbox.models import Agent, AgentCapacity, AgentSkill, Team, TeamMember
 from inbox.models.base import utcnow
-from inbox.types import MAX_SKILL_LEVEL, Channel, Presence, Role
+from inbox.types import MAX_SKILL_LEVEL, SKILL_NAME, Channel, Presence, Role
 
-SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_CAPACITY = 1000
 
 

@@ -40,6 +40,6 @@ async def new_agent(
         )
 
 
-async def next_event(subscription: Subscription, timeout: float = 5.0) -> DomainEvent:
-    """The next event a subscription receives, or ``TimeoutError``."""
-    return await asyncio.wait_for(anext(aiter(subscription)), timeout)
+async def next_event(subscription: Subscription, within: float = 5.0) -> DomainEvent:
+    """The next event a subscription receives within ``within`` seconds, else ``TimeoutError``."""
+    return await asyncio.wait_for(anext(aiter(subscription)), within)

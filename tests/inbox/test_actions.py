@@ -14,6 +14,7 @@ from inbox.actions.conversations import (
     ConversationChanges,
     NotFound,
     add_message,
+    start_conversation,
     update_conversation,
 )
 from inbox.db import Store
@@ -31,7 +32,7 @@ from inbox.models.base import utcnow
 from inbox.queries import agent_view, conversation_detail
 from inbox.types import Channel, DeliveryStatus, Direction, Presence, Priority, Role, Status
 from tests.conftest import IS_PG, inbound
-from tests.inbox.support import PASSWORD, count, new_agent
+from tests.inbox.support import PASSWORD, count, new_agent, stored_events
 
 
 @pytest.fixture
@@ -249,20 +250,18 @@ async def test_update_without_changes_records_nothing(store: Store, conversation
         await _update(store, 424_242, None, priority=Priority.LOW)
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_log SET action = 'forged'",
-    "DELETE FROM audit_log",
-])
 async def test_audit_log_is_append_only(
-    store: Store, conversation_id: int, agent_id: int, statement: str
+    store: Store, conversation_id: int, agent_id: int, subtests: pytest.Subtests
 ) -> None:
     await _update(store, conversation_id, agent_id, priority=Priority.HIGH)
     before = await count(store, AuditEntry)
-    with pytest.raises(DBAPIError, match="append-only"):
-        async with store.write() as session:
-            await session.execute(text(statement))
-    assert await count(store, AuditEntry) == before
-    assert await count(store, AuditEntry, AuditEntry.action == "forged") == 0
+    for statement in ("UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"):
+        with subtests.test(statement):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with store.write() as session:
+                    await session.execute(text(statement))
+            assert await count(store, AuditEntry) == before
+            assert await count(store, AuditEntry, AuditEntry.action == "forged") == 0
 
 
 @pytest.mark.skipif(not IS_PG, reason="SQLite has no TRUNCATE")
@@ -294,23 +293,23 @@ async def test_create_agent_with_skills_capacity_and_teams(store: Store) -> None
     assert await count(store, AuditEntry, AuditEntry.action == "team.create") == 2
 
 
-@pytest.mark.parametrize(("field", "kwargs"), [
-    ("email", {"email": "not-an-email"}),
-    ("name", {"name": "  "}),
-    ("skills", {"skills": {"Bad Skill": 3}}),
-    ("skills", {"skills": {"billing": 11}}),
-    ("capacity", {"capacity": {"fax": 1}}),
-    ("capacity", {"capacity": {"chat": -1}}),
-])
-async def test_create_agent_refuses_bad_input(
-    store: Store, field: str, kwargs: dict[str, object]
-) -> None:
-    values: dict[str, object] = {"email": "x@support.example", "name": "X", "role": Role.AGENT,
-                                 "password": PASSWORD, **kwargs}
-    with pytest.raises(ActionError) as refused:
-        async with store.write() as session:
-            await create_agent(session, **values)  # type: ignore[arg-type]
-    assert refused.value.field == field
+async def test_create_agent_refuses_bad_input(store: Store, subtests: pytest.Subtests) -> None:
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("email", {"email": "not-an-email"}),
+        ("name", {"name": "  "}),
+        ("skills", {"skills": {"Bad Skill": 3}}),
+        ("skills", {"skills": {"billing": 11}}),
+        ("capacity", {"capacity": {"fax": 1}}),
+        ("capacity", {"capacity": {"chat": -1}}),
+    ]
+    for field, kwargs in cases:
+        with subtests.test(field, **kwargs):
+            values: dict[str, object] = {"email": "x@support.example", "name": "X",
+                                         "role": Role.AGENT, "password": PASSWORD, **kwargs}
+            with pytest.raises(ActionError) as refused:
+                async with store.write() as session:
+                    await create_agent(session, **values)  # type: ignore[arg-type]
+            assert refused.value.field == field
     assert await count(store, Agent) == 0
 
 
@@ -328,3 +327,58 @@ async def test_set_presence_reports_change_once(store: Store, agent_id: int) -> 
     with pytest.raises(NotFound):
         async with store.write() as session:
             await set_presence(session, 424_242, Presence.AWAY)
+
+
+async def test_start_conversation_queues_the_first_email(
+    store: Store, ingestor: Ingestor, agent_id: int
+) -> None:
+    earlier = await ingestor.ingest(inbound("<old@x>", sender="jane@example.com"))
+    async with store.write() as session:
+        team_id = await ensure_team(session, "one")
+        conversation_id = await start_conversation(
+            session, agent_id, email=" Jane@Example.com ", name="Jane", subject=" Your refund ",
+            body="We refunded you.", priority=Priority.HIGH, tags=("Refund", "refund"),
+            assignee_id=agent_id, team_id=team_id,
+        )
+    async with store.read() as session:
+        detail = await conversation_detail(session, conversation_id)
+        item = await session.scalar(select(OutboxItem))
+        earlier_conversation = await session.get_one(Conversation, earlier.conversation_id)
+    assert detail is not None
+    summary = detail.conversation
+    assert (summary.channel, summary.subject, summary.status, summary.priority) == (
+        "email", "Your refund", "open", "high"
+    )
+    assert summary.contact.id == earlier_conversation.contact_id
+    assert (summary.assignee_id, summary.team_id, summary.tags) == (agent_id, team_id, ("refund",))
+    [message] = detail.messages
+    assert (message.direction, message.delivery_status, message.body_text) == (
+        "outbound", "queued", "We refunded you."
+    )
+    assert item is not None and item.message_id == message.id and item.status == "pending"
+    kinds = [e.kind for e in await stored_events(store, conversation_id)]
+    assert kinds == ["conversation.created", "message.created"]
+    assert await count(store, AuditEntry, AuditEntry.action == "conversation.create") == 1
+
+
+async def test_start_conversation_is_all_or_nothing(
+    store: Store, agent_id: int, subtests: pytest.Subtests
+) -> None:
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("email", {"email": "nobody"}),
+        ("subject", {"subject": "   "}),
+        ("assignee_id", {"assignee_id": 987_654}),
+        ("tags", {"tags": ("x" * 65,)}),
+        ("body", {"body": "  "}),  # refused only after the conversation row was written
+    ]
+    for field, kwargs in cases:
+        with subtests.test(field):
+            values: dict[str, object] = {"email": "jane@example.com", "name": None,
+                                         "subject": "Hi", "body": "Hello", **kwargs}
+            with pytest.raises(ActionError) as refused:
+                async with store.write() as session:
+                    await start_conversation(session, agent_id, **values)  # type: ignore[arg-type]
+            assert refused.value.field == field
+            assert await count(store, Conversation) == 0
+            assert await count(store, Message) == 0
+            assert await count(store, Event) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from tests.conftest import inbound
 from tests.inbox.support import count
 
 
-def chat(external_id: str, sender: Sender, **kwargs: object) -> InboundMessage:
+def chat(external_id: str, sender: Sender, **kwargs: Any) -> InboundMessage:
     """A chat message from a visitor who may have told us their email."""
     return replace(inbound(external_id, channel=Channel.CHAT, **kwargs), sender=sender)
 
@@ -61,6 +62,19 @@ async def test_chat_visitor_with_email_joins_the_contact_who_emailed(
     assert await count(store, Contact) == 1
     assert await _identities(store, contact_id) == {
         ("email", "jane@example.com"), ("chat", "visitor-42")
+    }
+
+
+async def test_form_submitter_joins_the_contact_who_emailed(
+    store: Store, ingestor: Ingestor
+) -> None:
+    mailed = await ingestor.ingest(inbound("<1@x>", sender="jane@example.com"))
+    form = await ingestor.ingest(inbound("form-1", channel=Channel.FORM, sender="JANE@example.com",
+                                         text="form question"))
+    contact_id = await _contact_of(store, mailed.conversation_id)
+    assert await _contact_of(store, form.conversation_id) == contact_id
+    assert await _identities(store, contact_id) == {
+        ("email", "jane@example.com"), ("form", "jane@example.com")
     }
 
 
@@ -147,9 +161,11 @@ async def test_ingest_after_merge_resolves_to_the_kept_contact(
 async def test_merge_refuses_self_missing_and_already_merged(
     store: Store, ingestor: Ingestor
 ) -> None:
-    a = await _contact_of(store, (await ingestor.ingest(inbound("<1@x>", sender="a@x.org"))).conversation_id)
-    b = await _contact_of(store, (await ingestor.ingest(inbound("<2@x>", sender="b@x.org"))).conversation_id)
-    c = await _contact_of(store, (await ingestor.ingest(inbound("<3@x>", sender="c@x.org"))).conversation_id)
+    contacts: list[int] = []
+    for address in ("a@x.org", "b@x.org", "c@x.org"):
+        result = await ingestor.ingest(inbound(f"<{address}>", sender=address))
+        contacts.append(await _contact_of(store, result.conversation_id))
+    a, b, c = contacts
 
     with pytest.raises(ContactError, match="itself"):
         async with store.write() as session:

@@ -6,26 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import make_url
 
 from inbox.actions.agents import set_presence
-from inbox.actions.conversations import ConversationChanges, add_message, update_conversation
+from inbox.actions.conversations import (
+    ConversationChanges,
+    add_message,
+    start_conversation,
+    update_conversation,
+)
 from inbox.db import Store
 from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, Subscription, record_event
 from inbox.inbound import InboundAttachment, ThreadHeaders
 from inbox.ingest import Ingestor, IngestResult
 from inbox.models import Event
 from inbox.models.base import utcnow
-from inbox.outbox import DeliveryError, OutboxWorker
+from inbox.outbox import Delivery, DeliveryError, OutboxWorker
+from inbox.pgnotify import PgEventListener
 from inbox.types import Presence, Status
-from tests.conftest import IS_PG, inbound
+from tests.conftest import IS_PG, _pg_admin_dsn, inbound
 from tests.inbox.support import count, new_agent, next_event, stored_events
 
+LISTENER_APP = "guichet_test_listener_" + secrets.token_hex(4)
 SUMMARY_KEYS = {
     "id", "channel", "subject", "status", "snoozed_until", "priority", "assignee_id", "team_id",
     "contact", "tags", "skills", "created_at", "updated_at", "first_response_at",
@@ -79,8 +88,11 @@ async def test_every_action_emits_events_matching_the_schema(
             ConversationChanges(status=Status.RESOLVED, tags=("Billing",), assignee_id=agent_id),
         )
     await ingestor.ingest(inbound("<b@x>", text="again", thread=ThreadHeaders(in_reply_to="<a@x>")))
+    async with store.write() as session:
+        await start_conversation(session, agent_id, email="bob@example.com", name=None,
+                                 subject="Hello", body="We write first")
 
-    async def fail(_delivery: Any) -> None:
+    async def fail(delivery: Delivery) -> None:
         raise DeliveryError("mailbox full")
 
     await OutboxWorker(store, {"email": fail}).run_once()
@@ -117,8 +129,8 @@ async def test_events_are_published_after_commit(store: Store, ingestor: Ingesto
         async with store.write() as session:
             await add_message(session, created.conversation_id, agent_id, "Reply")
             with pytest.raises(TimeoutError):
-                await next_event(subscription, timeout=0.05)
-        event = await next_event(subscription, timeout=1)
+                await next_event(subscription, within=0.05)
+        event = await next_event(subscription, within=1)
         assert event.kind == "message.created"
         assert event.payload["message"]["body_text"] == "Reply"
         # The subscriber's event is the one the database holds, with its id.
@@ -141,10 +153,10 @@ async def test_no_event_for_a_rolled_back_transaction(store: Store, ingestor: In
         # The next thing the subscriber hears is the next committed event, nothing earlier.
         async with store.write() as session:
             await add_message(session, created.conversation_id, agent_id, "kept reply")
-        event = await next_event(subscription, timeout=1)
+        event = await next_event(subscription, within=1)
         assert event.payload["message"]["body_text"] == "kept reply"
         with pytest.raises(TimeoutError):
-            await next_event(subscription, timeout=0.05)
+            await next_event(subscription, within=0.05)
     finally:
         subscription.close()
     assert await count(store, Event) == before + 1
@@ -155,8 +167,8 @@ async def test_ingest_publishes_created_events_in_order(store: Store, ingestor: 
     subscription = store.hub.subscribe()
     try:
         result = await ingestor.ingest(inbound("<a@x>"))
-        first = await next_event(subscription, timeout=1)
-        second = await next_event(subscription, timeout=1)
+        first = await next_event(subscription, within=1)
+        second = await next_event(subscription, within=1)
     finally:
         subscription.close()
     assert [first.kind, second.kind] == ["conversation.created", "message.created"]
@@ -167,7 +179,7 @@ async def test_ingest_publishes_created_events_in_order(store: Store, ingestor: 
     try:
         await ingestor.ingest(inbound("<a@x>"))
         with pytest.raises(TimeoutError):
-            await next_event(subscription, timeout=0.05)
+            await next_event(subscription, within=0.05)
     finally:
         subscription.close()
 
@@ -180,7 +192,7 @@ async def test_slow_subscriber_is_dropped_without_blocking_others() -> None:
     for i in range(1, 4):
         hub.dispatch([DomainEvent(i, "agent.presence", None,
                                   {"agent_id": 1, "presence": "online"}, utcnow())])
-        heard.append((await next_event(fast, timeout=1)).id)
+        heard.append((await next_event(fast, within=1)).id)
     assert heard == [1, 2, 3]
     assert slow.overflowed and not fast.overflowed
     assert hub.subscriber_count == 1
@@ -192,16 +204,18 @@ async def test_slow_subscriber_is_dropped_without_blocking_others() -> None:
 
 
 @pytest_asyncio.fixture
-async def listening_store(db_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """A second Store on the same database, fed by a running ``PgEventListener``."""
-    from inbox.pgnotify import PgEventListener
-
-    other = Store(db_url, tmp_path / "other")
+async def listener(db_url: str, tmp_path: Path) -> AsyncIterator[PgEventListener]:
+    """A running ``PgEventListener`` feeding a second Store on the same database. Its
+    connections carry a unique application_name so a test can find and cut them."""
+    url = make_url(db_url)
+    options = f"{url.query['options']} -capplication_name={LISTENER_APP}"
+    other = Store(url.update_query_dict({"options": options}).render_as_string(False),
+                  tmp_path / "other")
     listener = PgEventListener(other)
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.connected.wait(), 5)
-        yield other
+        yield listener
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -209,10 +223,15 @@ async def listening_store(db_url: str, tmp_path: Path) -> AsyncIterator[Store]:
         await other.close()
 
 
+@pytest.fixture
+def listening_store(listener: PgEventListener) -> Store:
+    return listener.store
+
+
 async def _ingest_and_hear(ingestor: Ingestor, subscription: Subscription) -> IngestResult:
     """Ingest a message and wait until the listener has passed on both of its events."""
     result = await ingestor.ingest(inbound("<a@x>"))
-    kinds = [(await next_event(subscription, timeout=5)).kind for _ in range(2)]
+    kinds = [(await next_event(subscription, within=5)).kind for _ in range(2)]
     assert kinds == ["conversation.created", "message.created"]
     return result
 
@@ -224,8 +243,8 @@ async def test_pg_listener_delivers_committed_events_to_another_store(
     subscription = listening_store.hub.subscribe()
     try:
         result = await ingestor.ingest(inbound("<a@x>"))
-        first = await next_event(subscription, timeout=5)
-        second = await next_event(subscription, timeout=5)
+        first = await next_event(subscription, within=5)
+        second = await next_event(subscription, within=5)
     finally:
         subscription.close()
     assert [first.kind, second.kind] == ["conversation.created", "message.created"]
@@ -249,7 +268,7 @@ async def test_pg_listener_hears_nothing_of_a_rolled_back_transaction(
                 raise RuntimeError("boom")
         async with store.write() as session:
             await add_message(session, created.conversation_id, agent_id, "kept reply")
-        event = await next_event(subscription, timeout=5)
+        event = await next_event(subscription, within=5)
     finally:
         subscription.close()
     assert event.kind == "message.created"
@@ -266,9 +285,40 @@ async def test_pg_write_does_not_dispatch_before_commit(store: Store, ingestor: 
         async with store.write() as session:
             await add_message(session, created.conversation_id, agent_id, "Reply")
             with pytest.raises(TimeoutError):
-                await next_event(subscription, timeout=0.3)
-        event = await next_event(subscription, timeout=5)
+                await next_event(subscription, within=0.3)
+        event = await next_event(subscription, within=5)
     finally:
         subscription.close()
     assert event.payload["message"]["body_text"] == "Reply"
 
+
+
+@pg_only
+async def test_pg_listener_replays_events_committed_while_it_was_cut_off(
+    store: Store, ingestor: Ingestor, listener: PgEventListener
+) -> None:
+    subscription = listener.store.hub.subscribe()
+    admin = await asyncpg.connect(_pg_admin_dsn())
+    try:
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND query ILIKE 'LISTEN%'", LISTENER_APP,
+        )
+        assert cut == 1
+        # Committed while the listener's connection is gone: no NOTIFY can reach it.
+        result = await ingestor.ingest(inbound("<while-away@x>"))
+        heard = [await next_event(subscription, within=5) for _ in range(2)]
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        # After the replay, new events arrive by NOTIFY again, each exactly once.
+        later = await ingestor.ingest(inbound("<after@x>", text="later"))
+        again = [await next_event(subscription, within=5) for _ in range(2)]
+        with pytest.raises(TimeoutError):
+            await next_event(subscription, within=0.3)
+    finally:
+        subscription.close()
+        await admin.close()
+    assert [(e.kind, e.conversation_id) for e in heard] == [
+        ("conversation.created", result.conversation_id),
+        ("message.created", result.conversation_id),
+    ]
+    assert [e.conversation_id for e in again] == [later.conversation_id] * 2

@@ -35,7 +35,7 @@ class Inbox:
 
     ann: Viewer  # an agent in team one
     bob: Viewer  # an agent in no team
-    sue: Viewer  # a supervisor
+    sue: Viewer  # a supervisor (listing needs no row for the viewer)
     team_one: int
     team_two: int
     ids: dict[str, int]
@@ -45,7 +45,6 @@ class Inbox:
 async def box(store: Store, ingestor: Ingestor) -> Inbox:
     ann = await new_agent(store, "ann@support.example", teams=("one",))
     bob = await new_agent(store, "bob@support.example")
-    sue = await new_agent(store, "sue@support.example", role=Role.SUPERVISOR)
     async with store.write() as session:
         one = await ensure_team(session, "one")
         two = await ensure_team(session, "two")
@@ -73,7 +72,7 @@ async def box(store: Store, ingestor: Ingestor) -> Inbox:
     return Inbox(
         ann=Viewer(ann, Role.AGENT, frozenset({one})),
         bob=Viewer(bob, Role.AGENT, frozenset()),
-        sue=Viewer(sue, Role.SUPERVISOR, frozenset()),
+        sue=Viewer(bob + 1000, Role.SUPERVISOR, frozenset()),
         team_one=one, team_two=two, ids=ids,
     )
 
@@ -203,23 +202,25 @@ def _raw_cursor(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize(("cursor", "order"), [
-    ("not a cursor!", "recent"),
-    ("bm90IGpzb24", "recent"),  # base64 of "not json"
-    (_raw_cursor([]), "recent"),
-    (_raw_cursor(["recent", "2026-01-01T00:00:00", 5]), "recent"),  # naive time
-    (_raw_cursor(["recent", "yesterday", 5]), "recent"),
-    (_raw_cursor(["recent", "2026-01-01T00:00:00+00:00", "5"]), "recent"),
-    (_raw_cursor(["newest", "abc", 5]), "newest"),
-    (encode_cursor("newest", 9, 9), "recent"),  # a cursor from another order
-    (encode_cursor("recent", datetime.fromisoformat("2026-01-01T00:00:00+00:00"), 3), "oldest"),
-])
-async def test_bad_cursor_is_refused(store: Store, cursor: str, order: Order) -> None:
-    with pytest.raises(BadCursor):
-        async with store.read() as session:
-            await list_conversations(
-                session, SUPERVISOR, ConversationFilter(order=order), cursor=cursor
-            )
+async def test_bad_cursor_is_refused(store: Store, subtests: pytest.Subtests) -> None:
+    cases: list[tuple[str, Order]] = [
+        ("not a cursor!", "recent"),
+        ("bm90IGpzb24", "recent"),  # base64 of "not json"
+        (_raw_cursor([]), "recent"),
+        (_raw_cursor(["recent", "2026-01-01T00:00:00", 5]), "recent"),  # naive time
+        (_raw_cursor(["recent", "yesterday", 5]), "recent"),
+        (_raw_cursor(["recent", "2026-01-01T00:00:00+00:00", "5"]), "recent"),
+        (_raw_cursor(["newest", "abc", 5]), "newest"),
+        (encode_cursor("newest", 9, 9), "recent"),  # a cursor from another order
+        (encode_cursor("recent", datetime.fromisoformat("2026-01-01T00:00:00+00:00"), 3), "oldest"),
+    ]
+    for cursor, order in cases:
+        with subtests.test(cursor=cursor, order=order):
+            with pytest.raises(BadCursor):
+                async with store.read() as session:
+                    await list_conversations(
+                        session, SUPERVISOR, ConversationFilter(order=order), cursor=cursor
+                    )
 
 
 async def test_limit_is_clamped(store: Store, ingestor: Ingestor) -> None:

@@ -158,7 +158,7 @@ async def test_sending_row_of_a_dead_worker_is_claimed_after_its_lease(
     clock = Clock()
     called = asyncio.Event()
 
-    async def hangs(_delivery: Delivery) -> None:
+    async def hangs(delivery: Delivery) -> None:
         called.set()
         await asyncio.Event().wait()
 
@@ -213,7 +213,7 @@ async def test_run_wakes_on_a_new_reply(store: Store, ingestor: Ingestor) -> Non
     agent_id = await new_agent(store, "ann@support.example")
     delivered = asyncio.Event()
 
-    async def sender(_delivery: Delivery) -> None:
+    async def sender(delivery: Delivery) -> None:
         delivered.set()
 
     worker = OutboxWorker(store, {"email": sender}, poll_seconds=60)
@@ -236,19 +236,13 @@ async def test_run_wakes_on_a_new_reply(store: Store, ingestor: Ingestor) -> Non
             await task
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: OutboxWorker._record does not check that its claim is still current, so a "
-    "worker whose lease ran out overwrites the 'sent' state recorded by the worker that "
-    "took the row over, and the reply is queued to be sent again",
-)
 async def test_late_result_of_an_expired_claim_does_not_undo_a_send(
     store: Store, reply_id: int
 ) -> None:
     clock = Clock()
     called, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_then_fails(_delivery: Delivery) -> None:
+    async def slow_then_fails(delivery: Delivery) -> None:
         called.set()
         await release.wait()
         raise DeliveryError("connection reset")

@@ -6,13 +6,18 @@ from datetime import timedelta
 
 from inbox.actions.conversations import ConversationChanges, update_conversation
 from inbox.db import Store
-from inbox.inbound import ThreadHeaders
+from inbox.inbound import InboundMessage, ThreadHeaders
 from inbox.ingest import Ingestor
 from inbox.models import Conversation
 from inbox.models.base import utcnow
 from inbox.types import Channel, Status
 from tests.conftest import inbound
 from tests.inbox.support import count, stored_events
+
+
+def original() -> InboundMessage:
+    """The first email of a thread, with Message-ID <a@example.com>."""
+    return inbound("<a@example.com>", thread=ThreadHeaders(message_id="<a@example.com>"))
 
 
 async def test_email_reply_by_in_reply_to_joins_the_conversation(ingestor: Ingestor) -> None:
@@ -44,7 +49,8 @@ async def test_email_reply_by_references_only_joins_the_conversation(
         inbound(
             "<c@example.com>", text="Still waiting",
             thread=ThreadHeaders(
-                message_id="<c@example.com>", references=("<unknown@example.com>", "<a@example.com>")
+                message_id="<c@example.com>",
+                references=("<unknown@example.com>", "<a@example.com>"),
             ),
         )
     )
@@ -53,7 +59,7 @@ async def test_email_reply_by_references_only_joins_the_conversation(
 
 
 async def test_email_without_thread_headers_starts_a_conversation(ingestor: Ingestor) -> None:
-    first = await ingestor.ingest(inbound("<a@example.com>", thread=ThreadHeaders("<a@example.com>")))
+    first = await ingestor.ingest(original())
     second = await ingestor.ingest(inbound("<b@example.com>", text="A new question"))
     assert second.created_conversation
     assert second.conversation_id != first.conversation_id
@@ -62,7 +68,7 @@ async def test_email_without_thread_headers_starts_a_conversation(ingestor: Inge
 async def test_email_reply_naming_an_unknown_message_starts_a_conversation(
     ingestor: Ingestor,
 ) -> None:
-    first = await ingestor.ingest(inbound("<a@example.com>", thread=ThreadHeaders("<a@example.com>")))
+    first = await ingestor.ingest(original())
     reply = await ingestor.ingest(
         inbound("<b@example.com>", text="?", thread=ThreadHeaders(in_reply_to="<zzz@example.com>"))
     )
@@ -105,7 +111,7 @@ async def test_chat_hint_to_a_missing_conversation_starts_a_new_one(ingestor: In
 
 
 async def test_reply_to_resolved_conversation_reopens_it(store: Store, ingestor: Ingestor) -> None:
-    first = await ingestor.ingest(inbound("<a@example.com>", thread=ThreadHeaders("<a@example.com>")))
+    first = await ingestor.ingest(original())
     async with store.write() as session:
         await update_conversation(
             session, first.conversation_id, None, ConversationChanges(status=Status.RESOLVED)
