@@ -19,7 +19,9 @@ from starlette.responses import Response
 
 from inbox.access import Viewer
 from inbox.auth import agent_for_credential
+from inbox.queries import conversation_detail
 from inbox.types import Role
+from inbox.views import ConversationDetail
 from web.errors import ApiError
 from web.services import services
 
@@ -82,6 +84,19 @@ async def require(request: Request, role: Role = Role.AGENT) -> Principal:
     if who.via_cookie and request.method not in SAFE_METHODS:
         check_csrf(request, request.headers.get("x-csrf-token"))
     return who
+
+
+async def visible_conversation(conn: HTTPConnection, who: Principal) -> ConversationDetail:
+    """The conversation named by the path, if ``who`` may see it; else 404 (not 403: an
+    agent must not learn which ids exist outside their view)."""
+    conversation_id = int(conn.path_params["id"])
+    async with services(conn).store.read() as session:
+        detail = await conversation_detail(session, conversation_id)
+    if detail is None or not who.viewer.can_see(
+        detail.conversation.team_id, detail.conversation.assignee_id
+    ):
+        raise ApiError(404, f"conversation {conversation_id} not found")
+    return detail
 
 
 def _csrf_binding(conn: HTTPConnection) -> str | None:

@@ -26,7 +26,7 @@ from inbox.auth import (
     verify_login,
 )
 from inbox.listing import ConversationFilter, list_conversations
-from inbox.queries import agent_view, conversation_detail
+from inbox.queries import agent_view
 from inbox.types import Status
 from inbox.views import ConversationDetail, ConversationSummary
 from web.api.body import read_form
@@ -37,6 +37,7 @@ from web.auth import (
     check_csrf,
     csrf_token,
     principal,
+    visible_conversation,
 )
 from web.errors import ApiError
 from web.services import services
@@ -176,22 +177,11 @@ async def inbox_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "inbox.html", {"page": context})
 
 
-async def _visible(request: Request, who: Principal) -> ConversationDetail:
-    conversation_id = int(request.path_params["id"])
-    async with services(request).store.read() as session:
-        detail = await conversation_detail(session, conversation_id)
-    if detail is None or not who.viewer.can_see(
-        detail.conversation.team_id, detail.conversation.assignee_id
-    ):
-        raise ApiError(404, "conversation not found")
-    return detail
-
-
 async def conversation_page(request: Request) -> Response:
     who = await principal(request)
     if who is None:
         return RedirectResponse("/login", 303)
-    detail = await _visible(request, who)
+    detail = await visible_conversation(request, who)
     context = ConversationContext(await _agent_context(request, who), detail)
     return templates.TemplateResponse(request, "conversation.html", {"page": context})
 
@@ -202,7 +192,7 @@ async def reply_submit(request: Request) -> Response:
         return RedirectResponse("/login", 303)
     form = await read_form(request)
     check_csrf(request, form.get("csrf_token"))
-    detail = await _visible(request, who)
+    detail = await visible_conversation(request, who)
     try:
         async with services(request).store.write() as session:
             await add_message(

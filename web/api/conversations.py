@@ -30,7 +30,7 @@ from web.api.body import (
     read_json,
     reject_unknown,
 )
-from web.auth import Principal, require
+from web.auth import Principal, require, visible_conversation
 from web.errors import ApiError
 from web.services import services
 
@@ -79,7 +79,8 @@ def parse_filter(request: Request, who: Principal) -> ConversationFilter:
 async def list_endpoint(request: Request) -> JSONResponse:
     who = await require(request)
     f = parse_filter(request, who)
-    limit = _int_param(request, "limit") or 25
+    limit = _int_param(request, "limit")
+    limit = 25 if limit is None else limit
     if not 1 <= limit <= 100:
         raise ApiError(422, "limit must be 1-100", field="limit")
     cursor = request.query_params.get("cursor") or None
@@ -93,21 +94,9 @@ async def list_endpoint(request: Request) -> JSONResponse:
     )
 
 
-async def _visible_detail(request: Request, who: Principal) -> dict[str, Any]:
-    conversation_id = int(request.path_params["id"])
-    async with services(request).store.read() as session:
-        detail = await conversation_detail(session, conversation_id)
-    if detail is None or not who.viewer.can_see(
-        detail.conversation.team_id, detail.conversation.assignee_id
-    ):
-        # 404, not 403: an agent must not learn which ids exist outside their view.
-        raise ApiError(404, f"conversation {conversation_id} not found")
-    return detail.to_json()
-
-
 async def get_endpoint(request: Request) -> JSONResponse:
     who = await require(request)
-    return JSONResponse(await _visible_detail(request, who))
+    return JSONResponse((await visible_conversation(request, who)).to_json())
 
 
 PATCHABLE = {"status", "snoozed_until", "priority", "tags", "assignee_id", "team_id"}
@@ -129,7 +118,7 @@ def parse_changes(data: dict[str, Any]) -> ConversationChanges:
 
 async def patch_endpoint(request: Request) -> JSONResponse:
     who = await require(request)
-    await _visible_detail(request, who)
+    await visible_conversation(request, who)
     changes = parse_changes(await read_json(request))
     try:
         async with services(request).store.write() as session:
@@ -140,7 +129,17 @@ async def patch_endpoint(request: Request) -> JSONResponse:
         raise ApiError(422, str(exc), field=exc.field) from None
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
-    return JSONResponse(await _visible_detail(request, who))
+    # Read back without the visibility check: an agent who hands a conversation to a team
+    # they are not in made a change that succeeded, and gets to see its result once.
+    return JSONResponse(await _detail_json(request, int(request.path_params["id"])))
+
+
+async def _detail_json(request: Request, conversation_id: int) -> dict[str, Any]:
+    async with services(request).store.read() as session:
+        detail = await conversation_detail(session, conversation_id)
+    if detail is None:
+        raise ApiError(404, f"conversation {conversation_id} not found")
+    return detail.to_json()
 
 
 CREATE_FIELDS = {"contact", "subject", "body", "priority", "tags", "assignee_id", "team_id"}
@@ -175,10 +174,7 @@ async def create_endpoint(request: Request) -> JSONResponse:
             )
     except ActionError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
-    async with services(request).store.read() as session:
-        detail = await conversation_detail(session, conversation_id)
-    assert detail is not None
-    return JSONResponse(detail.to_json(), status_code=201)
+    return JSONResponse(await _detail_json(request, conversation_id), status_code=201)
 
 
 def _tags(data: dict[str, Any]) -> tuple[str, ...] | None:
@@ -192,7 +188,7 @@ def _tags(data: dict[str, Any]) -> tuple[str, ...] | None:
 
 async def post_message_endpoint(request: Request) -> JSONResponse:
     who = await require(request)
-    await _visible_detail(request, who)
+    await visible_conversation(request, who)
     data = await read_json(request)
     reject_unknown(data, {"body", "internal", "html"})
     body = get_str(data, "body", required=True)
