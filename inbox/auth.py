@@ -7,24 +7,31 @@ database does not leak working credentials.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
+from inbox.events import record_event
 from inbox.models import Agent, ApiToken, AuthSession, InstanceSetting, LoginFailure, TeamMember
 from inbox.models.base import utcnow
 from inbox.types import Role
 
 _hasher = PasswordHasher()
-# Verifying against this when the email is unknown keeps the timing of both answers alike.
-_DUMMY_HASH = _hasher.hash("guichet-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verifying against this when the email is unknown keeps the timing of both answers alike.
+    return _hasher.hash("guichet-dummy-password")
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
@@ -75,7 +82,7 @@ async def verify_login(session: AsyncSession, email: str, password: str) -> int 
             )
         )
     ).first()
-    ok = await asyncio.to_thread(_verify, row.password_hash if row else _DUMMY_HASH, password)
+    ok = await asyncio.to_thread(_verify, row.password_hash if row else _dummy_hash(), password)
     return row.id if row and ok else None
 
 
@@ -117,7 +124,15 @@ async def create_session(session: AsyncSession, agent_id: int, hours: int) -> st
 
 
 async def end_session(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    """Log out: the session row goes, and websockets opened with it close (on every process)."""
+    row = await session.scalar(
+        select(AuthSession).where(AuthSession.token_hash == token_hash(token))
+    )
+    if row is None:
+        return
+    await session.delete(row)
+    await record_event(session, "session.ended", {"agent_id": row.agent_id, "session_id": row.id})
+    await audit(session, row.agent_id, "agent.logout", "agent", row.agent_id, {})
 
 
 async def create_api_token(session: AsyncSession, agent_id: int) -> str:
@@ -127,18 +142,26 @@ async def create_api_token(session: AsyncSession, agent_id: int) -> str:
     return token
 
 
+class Credential(NamedTuple):
+    agent_id: int
+    role: Role
+    team_ids: frozenset[int]
+    session_id: int | None  # the login session, for cookie credentials
+
+
 async def agent_for_credential(
     session: AsyncSession, *, session_token: str | None = None, api_token: str | None = None,
     now: datetime | None = None,
-) -> tuple[int, Role, frozenset[int]] | None:
-    """Resolve a session cookie or a bearer token to (agent id, role, team ids)."""
+) -> Credential | None:
+    """Resolve a session cookie or a bearer token to the agent behind it."""
     now = now or utcnow()
+    query: Any
     if api_token is not None:
-        query = select(Agent.id, Agent.role).join(ApiToken, ApiToken.agent_id == Agent.id).where(
-            ApiToken.token_hash == token_hash(api_token), ApiToken.revoked_at.is_(None)
-        )
+        query = select(Agent.id, Agent.role, literal(None).label("session_id")).join(
+            ApiToken, ApiToken.agent_id == Agent.id
+        ).where(ApiToken.token_hash == token_hash(api_token), ApiToken.revoked_at.is_(None))
     elif session_token is not None:
-        query = select(Agent.id, Agent.role).join(
+        query = select(Agent.id, Agent.role, AuthSession.id.label("session_id")).join(
             AuthSession, AuthSession.agent_id == Agent.id
         ).where(AuthSession.token_hash == token_hash(session_token), AuthSession.expires_at > now)
     else:
@@ -147,7 +170,7 @@ async def agent_for_credential(
     if row is None:
         return None
     teams = await session.scalars(select(TeamMember.team_id).where(TeamMember.agent_id == row.id))
-    return row.id, Role(row.role), frozenset(teams)
+    return Credential(row.id, Role(row.role), frozenset(teams), row.session_id)
 
 
 async def instance_secret(session: AsyncSession, key: str) -> str:

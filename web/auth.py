@@ -29,12 +29,17 @@ SESSION_COOKIE = "guichet_session"
 PRESESSION_COOKIE = "guichet_csrf"
 MAX_CREDENTIAL_CHARS = 200
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ID = 2**63 - 1  # the largest id either database can hold
 
 
 @dataclass(frozen=True)
 class Principal:
     viewer: Viewer
-    via_cookie: bool
+    session_id: int | None  # set when authenticated by the login session cookie
+
+    @property
+    def via_cookie(self) -> bool:
+        return self.session_id is not None
 
     @property
     def agent_id(self) -> int:
@@ -67,8 +72,7 @@ async def principal(conn: HTTPConnection) -> Principal | None:
             )
     if found is None:
         return None
-    agent_id, role, teams = found
-    return Principal(Viewer(agent_id, role, teams), via_cookie=token is None)
+    return Principal(Viewer(found.agent_id, found.role, found.team_ids), found.session_id)
 
 
 async def require(request: Request, role: Role = Role.AGENT) -> Principal:
@@ -90,6 +94,8 @@ async def visible_conversation(conn: HTTPConnection, who: Principal) -> Conversa
     """The conversation named by the path, if ``who`` may see it; else 404 (not 403: an
     agent must not learn which ids exist outside their view)."""
     conversation_id = int(conn.path_params["id"])
+    if conversation_id > MAX_ID:
+        raise ApiError(404, "conversation not found")
     async with services(conn).store.read() as session:
         detail = await conversation_detail(session, conversation_id)
     if detail is None or not who.viewer.can_see(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from inbox.events import DomainEvent, Subscription
+from inbox.events import INTERNAL_KINDS, DomainEvent, Subscription
 from web.auth import Principal, principal
 from web.services import services
 
@@ -47,6 +47,8 @@ def _origin_ok(ws: WebSocket, who: Principal) -> bool:
 
 
 def visible_to(who: Principal, event: DomainEvent) -> bool:
+    if event.kind in INTERNAL_KINDS:
+        return False
     conversation = event.payload.get("conversation")
     if conversation is None:
         return True
@@ -74,6 +76,9 @@ async def agent_socket(ws: WebSocket) -> None:
 async def _push(ws: WebSocket, who: Principal, subscription: Subscription) -> None:
     try:
         async for event in subscription:
+            if event.kind == "session.ended" and event.payload["session_id"] == who.session_id:
+                await ws.close(CLOSE_POLICY, "logged out")
+                return
             if visible_to(who, event):
                 await ws.send_json({"type": "event", "event": event.to_json()})
         # The subscription ended because this client fell too far behind.
@@ -105,7 +110,7 @@ async def _receive(ws: WebSocket) -> None:
 async def _answer(ws: WebSocket, raw: str | bytes) -> None:
     try:
         frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         await ws.send_json({"type": "error", "code": "malformed", "message": "frame is not JSON"})
         return
     kind = frame.get("type") if isinstance(frame, dict) else None

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inbox.actions.conversations import EMAIL_ADDRESS, ActionError, NotFound
+from inbox.actions.conversations import EMAIL_ADDRESS, ActionError, AlreadyExists, NotFound
 from inbox.audit import audit
 from inbox.auth import hash_password
 from inbox.events import record_event
@@ -58,7 +58,7 @@ async def create_agent(
     check_skills(skills)
     check_capacity(capacity)
     if await session.scalar(select(Agent.id).where(Agent.email == email)):
-        raise ActionError(f"an agent with email {email} exists", "email")
+        raise AlreadyExists(f"an agent with email {email} exists", "email")
     now = utcnow()
     agent = Agent(
         email=email, name=name.strip(), role=role.value,

@@ -42,6 +42,10 @@ class ActionError(ValueError):
         self.field = field
 
 
+class AlreadyExists(ActionError):
+    """The change would duplicate something unique (an agent's email, say)."""
+
+
 class NotFound(LookupError):
     pass
 

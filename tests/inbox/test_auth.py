@@ -77,7 +77,7 @@ async def test_api_token_resolves_to_its_agent(store: Store, agent_id: int) -> N
         assert await agent_for_credential(session, api_token=token + "x") is None
         assert await agent_for_credential(session, session_token=token) is None
         assert await agent_for_credential(session) is None
-    assert found == (agent_id, Role.AGENT, frozenset({team_id}))
+    assert found == (agent_id, Role.AGENT, frozenset({team_id}), None)
     assert len(stored) == 1 and token not in stored[0] and len(stored[0]) == 64
     assert await count(store, AuditEntry, AuditEntry.action == "token.create") == 1
 

@@ -22,6 +22,7 @@ from inbox.actions.conversations import (
     start_conversation,
     update_conversation,
 )
+from inbox.auth import create_session, end_session
 from inbox.db import Store
 from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, Subscription, record_event
 from inbox.inbound import InboundAttachment, ThreadHeaders
@@ -98,6 +99,9 @@ async def test_every_action_emits_events_matching_the_schema(
     await OutboxWorker(store, {"email": fail}).run_once()
     async with store.write() as session:
         await set_presence(session, agent_id, Presence.ONLINE)
+        login = await create_session(session, agent_id, hours=1)
+    async with store.write() as session:
+        await end_session(session, login)
 
     events = await stored_events(store)
     for event in events:

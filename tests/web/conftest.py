@@ -1,6 +1,7 @@
-"""Fixtures for the web layer: the real app over a freshly migrated database, an HTTP
-client speaking ASGI to it (lifespan run, so the signing secret is loaded), agents of
-each role with API tokens, and a live uvicorn server for websockets.
+"""Fixtures for the web layer: the real app over a private migrated database (a copy of
+one seeded template, see ``tests.web.databases``), an HTTP client speaking ASGI to it
+(lifespan run, so the signing secret is loaded), an agent, a supervisor and an admin with
+API tokens, and a live uvicorn server for websockets.
 
 Every response the ``client`` fixture receives is checked on the way: an error answer
 never carries a stack trace, and an ``/api`` error always has the one documented shape.
@@ -21,9 +22,8 @@ from starlette.applications import Starlette
 from inbox.config import Settings, load_settings
 from inbox.db import Store
 from inbox.ingest import Ingestor
-from inbox.pgnotify import PgEventListener
-from inbox.types import Role
-from tests.web.support import Person, error_of, free_port, new_person
+from tests.web.databases import Template
+from tests.web.support import Person, error_of, free_port
 from web.app import create_app
 from web.services import Services
 from web.ws import MAX_FRAME_BYTES
@@ -44,6 +44,21 @@ def make_client(app: Starlette, ip: str = "127.0.0.1") -> httpx.AsyncClient:
         transport=transport, base_url="http://testserver",
         event_hooks={"response": [check_response]},
     )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Template]:
+    template = await Template.build(tmp_path_factory.mktemp("template"))
+    yield template
+    await template.close()
+
+
+@pytest_asyncio.fixture
+async def db_url(template: Template, tmp_path: Path) -> AsyncIterator[str]:
+    """Overrides the root fixture: a private copy of the seeded template."""
+    url, database, schema = await template.copy(tmp_path)
+    yield url
+    template.discard(database, schema)
 
 
 @pytest.fixture
@@ -69,30 +84,32 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest_asyncio.fixture
-async def agent(store: Store) -> Person:
-    return await new_person(store, "ada@support.example", Role.AGENT, ("Support",))
+@pytest.fixture
+def agent(template: Template, db_url: str) -> Person:
+    """Ada, an agent in team Support."""
+    return template.people["agent"]
 
 
-@pytest_asyncio.fixture
-async def supervisor(store: Store) -> Person:
-    return await new_person(store, "sam@support.example", Role.SUPERVISOR, ("Support", "Billing"))
+@pytest.fixture
+def supervisor(template: Template, db_url: str) -> Person:
+    """Sam, a supervisor in teams Support and Billing."""
+    return template.people["supervisor"]
 
 
-@pytest_asyncio.fixture
-async def admin(store: Store) -> Person:
-    return await new_person(store, "alex@support.example", Role.ADMIN)
+@pytest.fixture
+def admin(template: Template, db_url: str) -> Person:
+    """Alex, an admin in no team."""
+    return template.people["admin"]
 
 
 @pytest_asyncio.fixture
 async def live_server(svc: Services) -> AsyncIterator[str]:
     """``host:port`` of a real uvicorn server running the app on this test's loop.
 
-    On PostgreSQL events reach the websocket through LISTEN/NOTIFY, so the server runs
-    the event listener as ``guichet serve`` does and starts only once it listens.
+    On PostgreSQL the app's lifespan starts the LISTEN/NOTIFY event listener and waits
+    for it, so once uvicorn reports started, events reach the websockets.
     """
-    listener = None if svc.store.is_sqlite else PgEventListener(svc.store)
-    app = create_app(svc, [listener.run] if listener else [])
+    app = create_app(svc)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=port, ws_max_size=MAX_FRAME_BYTES, log_level="warning",
@@ -102,8 +119,6 @@ async def live_server(svc: Services) -> AsyncIterator[str]:
         while not server.started:
             assert not task.done(), "uvicorn stopped during startup"
             await asyncio.sleep(0.02)
-        if listener is not None:
-            await listener.connected.wait()
     try:
         yield f"127.0.0.1:{port}"
     finally:

@@ -54,12 +54,14 @@ async def test_agent_role_cannot_list_or_create_agents(
 
 
 async def test_supervisor_lists_agents_but_cannot_create_them(
-    client: httpx.AsyncClient, supervisor: Person, agent: Person
+    client: httpx.AsyncClient, supervisor: Person, agent: Person, admin: Person
 ) -> None:
     listing = await client.get("/api/v1/agents", headers=supervisor.auth)
     assert listing.status_code == 200
-    emails = {item["email"] for item in listing.json()["items"]}
-    assert emails == {agent.email, supervisor.email}
+    items = listing.json()["items"]
+    assert {item["email"] for item in items} == {agent.email, supervisor.email, admin.email}
+    roles = {item["email"]: item["role"] for item in items}
+    assert roles[agent.email] == "agent" and roles[admin.email] == "admin"
     created = await client.post(
         "/api/v1/agents", headers=supervisor.auth,
         json={"email": "eve@support.example", "name": "Eve", "password": PASSWORD},
@@ -88,8 +90,10 @@ async def test_admin_creates_agent_and_duplicate_email_is_refused(
     again = await client.post(
         "/api/v1/agents", headers=admin.auth, json={**body, "email": "eve@support.example"}
     )
-    assert again.status_code in (409, 422)
-    assert error_of(again, again.status_code)["field"] == "email"
+    assert error_of(again, 409) == {
+        "code": "conflict", "message": "an agent with email eve@support.example exists",
+        "field": "email",
+    }
 
 
 async def test_created_agent_can_log_in(client: httpx.AsyncClient, admin: Person) -> None:
@@ -172,9 +176,11 @@ async def attempt_login(app: Starlette, ip: str, email: str, password: str) -> h
 async def test_eleventh_failure_for_one_email_is_throttled(
     app: Starlette, agent: Person, supervisor: Person
 ) -> None:
-    # Every attempt from a different address: the throttle must hold per email.
+    # Every attempt from a different address, the email in any case: the throttle must
+    # hold per email.
     for n in range(10):
-        response = await attempt_login(app, f"10.0.0.{n + 1}", agent.email, "nope nope")
+        email = agent.email.upper() if n % 2 else agent.email
+        response = await attempt_login(app, f"10.0.0.{n + 1}", email, "nope nope")
         assert response.status_code == 401, n
     eleventh = await attempt_login(app, "10.0.0.11", agent.email, "nope nope")
     assert eleventh.status_code == 429
@@ -186,18 +192,6 @@ async def test_eleventh_failure_for_one_email_is_throttled(
     # ...but other agents are not locked out
     other = await attempt_login(app, "10.0.0.13", supervisor.email, PASSWORD)
     assert other.status_code == 303
-
-
-async def test_failures_from_one_address_are_throttled(
-    app: Starlette, agent: Person
-) -> None:
-    for n in range(10):
-        response = await attempt_login(app, "192.0.2.7", f"nobody{n}@example.com", "nope nope")
-        assert response.status_code == 401
-    blocked = await attempt_login(app, "192.0.2.7", agent.email, PASSWORD)
-    assert blocked.status_code == 429
-    elsewhere = await attempt_login(app, "192.0.2.8", agent.email, PASSWORD)
-    assert elsewhere.status_code == 303
 
 
 async def test_logout_ends_the_session_server_side(
@@ -251,7 +245,9 @@ async def test_logout_without_csrf_token_is_403_and_keeps_the_session(
     client: httpx.AsyncClient, agent: Person
 ) -> None:
     await login(client, agent.email)
-    response = await client.post("/logout", data={})
+    response = await client.post("/logout", data={"csrf_token": ""})
+    assert response.status_code == 403
+    response = await client.post("/logout", data={"next": "/"})
     assert response.status_code == 403
     assert (await client.get("/api/v1/agents/me")).status_code == 200
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inbox.actions.agents import create_agent, set_presence
-from inbox.actions.conversations import ActionError
+from inbox.actions.conversations import ActionError, AlreadyExists
 from inbox.auth import PasswordPolicyError
 from inbox.models import Agent
 from inbox.queries import agent_view
@@ -77,6 +77,8 @@ async def create_endpoint(request: Request) -> JSONResponse:
                 capacity=_mapping(data, "capacity"),
                 actor_id=who.agent_id,
             )
+    except AlreadyExists as exc:
+        raise ApiError(409, str(exc), field=exc.field) from None
     except ActionError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
     except PasswordPolicyError as exc:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from web.auth import MAX_ID
 from web.errors import ApiError
 from web.services import services
 
@@ -50,6 +51,8 @@ async def read_json(request: Request) -> dict[str, Any]:
     raw = await read_body(request, "application/json")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply", code="malformed_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}", code="malformed_json") from None
     if not isinstance(data, dict):
@@ -117,6 +120,6 @@ def get_id(data: dict[str, Any], field: str) -> int | None:
     value = data.get(field)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_ID:
         raise ApiError(422, f"{field} must be a positive integer or null", field=field)
     return value

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from inbox.contacts import ContactError, ContactNotFound, merge_contacts
 from inbox.types import Role
 from web.api.body import get_id, read_json, reject_unknown
-from web.auth import require
+from web.auth import MAX_ID, require
 from web.errors import ApiError
 from web.services import services
 
@@ -22,6 +22,8 @@ async def merge_endpoint(request: Request) -> JSONResponse:
     if merge_id is None:
         raise ApiError(422, "merge_id is required", field="merge_id")
     keep_id = int(request.path_params["id"])
+    if keep_id > MAX_ID:
+        raise ApiError(404, "no such contact")
     try:
         async with services(request).store.write() as session:
             await merge_contacts(session, keep_id=keep_id, merge_id=merge_id, actor_id=who.agent_id)
