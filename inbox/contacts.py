@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
@@ -10,6 +10,7 @@ from inbox.inbound import Sender
 from inbox.models import Contact, ContactIdentity, Conversation, Message
 from inbox.models.base import utcnow
 from inbox.types import Channel
+from inbox.views import ContactView
 
 
 class ContactError(ValueError):
@@ -25,55 +26,53 @@ def normalise(channel: Channel, address: str) -> str:
     return address.lower() if channel in (Channel.EMAIL, Channel.FORM) else address
 
 
-async def _live(session: AsyncSession, contact_id: int) -> int:
-    """Follow merges to the contact that absorbed this one."""
+async def _live(session: AsyncSession, contact_id: int) -> Contact:
+    """The contact row, following merges to the contact that absorbed this one."""
     for _ in range(32):
-        merged_into = await session.scalar(
-            select(Contact.merged_into_id).where(Contact.id == contact_id)
-        )
-        if merged_into is None:
-            return contact_id
-        contact_id = merged_into
+        contact = await session.get_one(Contact, contact_id)
+        if contact.merged_into_id is None:
+            return contact
+        contact_id = contact.merged_into_id
     raise ContactError(f"contact {contact_id}: merge chain too long")
 
 
-async def _find(session: AsyncSession, channel: Channel, value: str) -> int | None:
-    return await session.scalar(
-        select(ContactIdentity.contact_id).where(
-            ContactIdentity.channel == channel.value, ContactIdentity.value == value
-        )
-    )
+async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> ContactView:
+    """The contact behind ``sender``, created with its identities if new.
 
-
-async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> int:
-    """The contact behind ``sender``, created with its identities if new."""
-    now = utcnow()
+    One query looks up every identity the sender brings (the channel's address, and the
+    email when known); a sender known on one channel gains the other identity.
+    """
     address = normalise(channel, sender.address)
     email = sender.email.strip().lower() if sender.email else None
     if channel in (Channel.EMAIL, Channel.FORM):
         email = email or address
-    contact_id = await _find(session, channel, address)
-    if contact_id is None and email:
-        contact_id = await _find(session, Channel.EMAIL, email)
-    if contact_id is None:
+    wanted = {(channel, address)}
+    if email:
+        wanted.add((Channel.EMAIL, email))
+    rows = await session.execute(
+        select(ContactIdentity.channel, ContactIdentity.value, ContactIdentity.contact_id).where(
+            or_(*(
+                and_(ContactIdentity.channel == c.value, ContactIdentity.value == v)
+                for c, v in wanted
+            ))
+        )
+    )
+    known = {(Channel(c), v): contact_id for c, v, contact_id in rows}
+    found = known.get((channel, address)) or (known.get((Channel.EMAIL, email)) if email else None)
+    now = utcnow()
+    if found is None:
         name = sender.name.strip()[:200] if sender.name else None
         contact = Contact(name=name or None, email=email, created_at=now)
         session.add(contact)
         await session.flush()
-        contact_id = contact.id
     else:
-        contact_id = await _live(session, contact_id)
-    wanted = {(channel, address)}
-    if email:
-        wanted.add((Channel.EMAIL, email))
-    for ident_channel, value in wanted:
-        if await _find(session, ident_channel, value) is None:
-            session.add(
-                ContactIdentity(
-                    contact_id=contact_id, channel=ident_channel.value, value=value, created_at=now
-                )
-            )
-    return contact_id
+        contact = await _live(session, found)
+    session.add_all(
+        ContactIdentity(contact_id=contact.id, channel=c.value, value=v, created_at=now)
+        for c, v in wanted
+        if (c, v) not in known
+    )
+    return ContactView(contact.id, contact.name, contact.email)
 
 
 async def merge_contacts(

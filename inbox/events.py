@@ -62,18 +62,31 @@ class DomainEvent:
         return cls(row.id, row.kind, row.conversation_id, row.payload, row.created_at)
 
 
+EventSpec = tuple[str, dict[str, Any], int | None]  # kind, payload, conversation id
+
+
+async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[DomainEvent]:
+    """Write several events with one flush (one INSERT for all where the backend allows)."""
+    now = utcnow()
+    rows = []
+    for kind, payload, conversation_id in specs:
+        missing = EVENT_SCHEMA[kind] - payload.keys()
+        if missing:
+            raise ValueError(f"event {kind} lacks {sorted(missing)}")
+        rows.append(
+            Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=now)
+        )
+    session.add_all(rows)
+    await session.flush()
+    events = [DomainEvent.from_row(row) for row in rows]
+    session.info.setdefault(PENDING_KEY, []).extend(events)
+    return events
+
+
 async def record_event(
     session: AsyncSession, kind: str, payload: dict[str, Any], conversation_id: int | None = None
 ) -> DomainEvent:
-    missing = EVENT_SCHEMA[kind] - payload.keys()
-    if missing:
-        raise ValueError(f"event {kind} lacks {sorted(missing)}")
-    row = Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=utcnow())
-    session.add(row)
-    await session.flush()
-    event = DomainEvent.from_row(row)
-    session.info.setdefault(PENDING_KEY, []).append(event)
-    return event
+    return (await record_events(session, [(kind, payload, conversation_id)]))[0]
 
 
 def pending_events(session: AsyncSession) -> list[DomainEvent]:

@@ -23,7 +23,7 @@ from inbox.batch import GroupCommitter
 from inbox.blobs import BlobStore
 from inbox.contacts import resolve_contact
 from inbox.db import Store
-from inbox.events import record_event
+from inbox.events import EventSpec, record_events
 from inbox.inbound import MAX_HEADER_CHARS, InboundMessage
 from inbox.models import (
     Attachment,
@@ -33,7 +33,7 @@ from inbox.models import (
     Team,
 )
 from inbox.models.base import utcnow
-from inbox.queries import conversation_summary, message_view
+from inbox.queries import message_view, summary_of, tags_and_skills
 from inbox.threading import DEFAULT_THREADERS, Threader
 from inbox.types import Channel, Direction, Status
 
@@ -117,17 +117,21 @@ class Ingestor:
         if existing is not None:
             return IngestResult(existing.conversation_id, existing.id, False, True)
 
-        contact_id = await resolve_contact(session, message.channel, message.sender)
+        contact = await resolve_contact(session, message.channel, message.sender)
+        contact_id = contact.id
         threader = self.threaders.get(message.channel, DEFAULT_THREADERS[message.channel])
         conversation_id = await threader(session, message, contact_id)
         now = utcnow()
         created = conversation_id is None
         if created:
             conversation = await self._open_conversation(session, message, contact_id, now)
+            tags: list[str] = []
+            skills = sorted(dict(message.routing.skills).items())
         else:
             conversation = await session.get_one(
                 Conversation, conversation_id, with_for_update=True
             )
+            tags, skills = await tags_and_skills(session, conversation.id)
         reopened = conversation.status != Status.OPEN.value and not created
         if reopened:
             conversation.status = Status.OPEN.value
@@ -162,25 +166,27 @@ class Ingestor:
             )
             for a, sha in zip(message.attachments, blobs, strict=True)
         ]
-        session.add_all(attachments)
-        await session.flush()
+        if attachments:
+            session.add_all(attachments)
+            await session.flush()
 
-        summary = (await conversation_summary(session, conversation.id)).to_json()
+        # Built from the rows just written, not re-read: they are what will commit.
+        summary = summary_of(conversation, contact, tags, skills).to_json()
+        events: list[EventSpec] = []
         if created:
-            await record_event(
-                session, "conversation.created", {"conversation": summary}, conversation.id
-            )
+            events.append(("conversation.created", {"conversation": summary}, conversation.id))
         elif reopened:
-            await record_event(
-                session, "conversation.updated",
+            events.append((
+                "conversation.updated",
                 {"conversation": summary, "changes": {"status": Status.OPEN.value}},
                 conversation.id,
-            )
-        await record_event(
-            session, "message.created",
+            ))
+        events.append((
+            "message.created",
             {"conversation": summary, "message": message_view(row, attachments).to_json()},
             conversation.id,
-        )
+        ))
+        await record_events(session, events)
         return IngestResult(conversation.id, row.id, created, False)
 
     async def _open_conversation(

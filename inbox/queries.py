@@ -30,6 +30,24 @@ from inbox.views import (
 )
 
 
+def summary_of(
+    c: Conversation,
+    contact: ContactView,
+    tags: Sequence[str],
+    skills: Sequence[tuple[str, int]],
+) -> ConversationSummary:
+    return ConversationSummary(
+        id=c.id, channel=c.channel, subject=c.subject, status=c.status,
+        snoozed_until=c.snoozed_until, priority=c.priority,
+        assignee_id=c.assignee_id, team_id=c.team_id, contact=contact,
+        tags=tuple(tags), skills=tuple(skills),
+        created_at=c.created_at, updated_at=c.updated_at,
+        first_response_at=c.first_response_at,
+        last_customer_message_at=c.last_customer_message_at,
+        last_message_at=c.last_message_at, resolved_at=c.resolved_at,
+    )
+
+
 async def conversation_summaries(
     session: AsyncSession, conversations: Sequence[Conversation]
 ) -> list[ConversationSummary]:
@@ -59,20 +77,25 @@ async def conversation_summaries(
     result = []
     for c in conversations:
         contact = contacts[c.contact_id]
-        result.append(
-            ConversationSummary(
-                id=c.id, channel=c.channel, subject=c.subject, status=c.status,
-                snoozed_until=c.snoozed_until, priority=c.priority,
-                assignee_id=c.assignee_id, team_id=c.team_id,
-                contact=ContactView(contact.id, contact.name, contact.email),
-                tags=tuple(tags[c.id]), skills=tuple(skills[c.id]),
-                created_at=c.created_at, updated_at=c.updated_at,
-                first_response_at=c.first_response_at,
-                last_customer_message_at=c.last_customer_message_at,
-                last_message_at=c.last_message_at, resolved_at=c.resolved_at,
-            )
-        )
+        view = ContactView(contact.id, contact.name, contact.email)
+        result.append(summary_of(c, view, tags[c.id], skills[c.id]))
     return result
+
+
+async def tags_and_skills(
+    session: AsyncSession, conversation_id: int
+) -> tuple[list[str], list[tuple[str, int]]]:
+    tags = await session.scalars(
+        select(ConversationTag.tag)
+        .where(ConversationTag.conversation_id == conversation_id)
+        .order_by(ConversationTag.tag)
+    )
+    skills = await session.execute(
+        select(ConversationSkill.skill, ConversationSkill.level)
+        .where(ConversationSkill.conversation_id == conversation_id)
+        .order_by(ConversationSkill.skill)
+    )
+    return list(tags), [(skill, level) for skill, level in skills]
 
 
 async def conversation_summary(session: AsyncSession, conversation_id: int) -> ConversationSummary:

@@ -243,7 +243,7 @@ async def start_conversation(
         raise ActionError(f"not an email address: {email[:100]!r}", "email")
     if not subject.strip() or len(subject) > 998:
         raise ActionError("subject must be 1-998 characters", "subject")
-    contact_id = await resolve_contact(session, Channel.EMAIL, Sender(email, name))
+    contact_id = (await resolve_contact(session, Channel.EMAIL, Sender(email, name))).id
     now = utcnow()
     conversation = Conversation(
         channel=Channel.EMAIL.value, subject=subject.strip(), status=Status.OPEN.value,
