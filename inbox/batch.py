@@ -1,95 +1,82 @@
-"""Group commit for SQLite: many small writes, one durable commit.
+"""Batching: many concurrent callers, one unit of work for all of them.
 
-SQLite commits are bounded by fsync (about a millisecond on this class of disk), so one
-transaction per inbound message caps ingest near a thousand messages a second however
-fast the code is. ``GroupCommitter`` queues concurrent units of work and runs them as
-savepoints inside one transaction, then commits once. Every caller is answered only
-after that commit, so an acknowledgement still means the data is on disk; a unit that
-fails rolls back its own savepoint (and the events it recorded) without touching the
-others.
+A commit costs a disk flush, and every statement a round trip, so storing inbound
+messages one transaction each caps ingest far below what the disk allows. ``Batcher``
+queues items from concurrent callers and hands them, up to ``max_batch`` at a time, to
+one handler call, which stores them in one transaction with a constant number of
+statements. Each caller is answered only when the handler returns, that is after the
+commit: an acknowledgement still means the data is on disk.
+
+The handler answers per item, so one bad item can fail alone (the ingest handler retries
+a failed batch item by item). Batches run one after another: while one commits, the
+next fills up, so the batch size follows the load by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from inbox.db import Store
-from inbox.events import PENDING_KEY
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Work = Callable[[AsyncSession], Awaitable[Any]]
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
 
 MAX_BATCH = 200
 
+Handler = Callable[[Sequence[I]], Awaitable[Sequence[R | Exception]]]
 
-class GroupCommitter(Generic[T]):
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
-        self.store = store
+
+class Batcher(Generic[I, R]):
+    def __init__(self, handler: Handler[I, R], max_batch: int = MAX_BATCH) -> None:
+        self.handler = handler
         self.max_batch = max_batch
-        self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[I, asyncio.Future[R]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, work: Work) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((work, future))
+    async def submit(self, item: I) -> R:
+        return await self._enqueue([item])[0]
+
+    async def submit_many(self, items: Sequence[I]) -> list[R | Exception]:
+        """Queue all of ``items`` at once, so they share batches; an outcome per item."""
+        futures = self._enqueue(items)
+        return list(await asyncio.gather(*futures, return_exceptions=True))  # type: ignore[arg-type]
+
+    def _enqueue(self, items: Sequence[I]) -> list[asyncio.Future[R]]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        self._queue.extend(zip(items, futures, strict=True))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return futures
 
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            await self._run_batch(batch)
+            # A caller that gave up before its batch started is not worked for.
+            batch = [(item, future) for item, future in batch if not future.cancelled()]
+            if batch:
+                await self._run(batch)
 
-    async def _run_batch(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    async def _run(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         try:
-            async with self.store.write() as session:
-                for work, future in batch:
-                    if future.cancelled():
-                        continue
-                    ok, value = await self._run_one(session, work)
-                    outcomes.append((future, ok, value))
-        except Exception as exc:  # the commit itself failed: nobody's work is stored
-            for _work, future in batch:
-                if not future.done():
+            outcomes = await self.handler([item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"batch handler answered {len(outcomes)} of {len(batch)}")
+        except BaseException as exc:  # nothing of this batch is stored
+            for _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
                     future.set_exception(exc)
+                else:  # cancelled, or the process is stopping
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
             return
-        for future, ok, value in outcomes:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
-            if ok:
-                future.set_result(value)
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
             else:
-                future.set_exception(value)
-
-    async def _run_one(self, session: AsyncSession, work: Work) -> tuple[bool, Any]:
-        # A unit may lose a race to an earlier unit of the same batch (same message or
-        # identity twice); its second try sees that unit's rows and answers from them.
-        for attempt in (1, 2):
-            events_before = len(session.info.get(PENDING_KEY, []))
-            try:
-                async with session.begin_nested():
-                    return True, await work(session)
-            except IntegrityError as exc:
-                _forget_events(session, events_before)
-                if attempt == 2:
-                    return False, exc
-            except Exception as exc:
-                _forget_events(session, events_before)
-                return False, exc
-        raise AssertionError("unreachable")
-
-
-def _forget_events(session: AsyncSession, keep: int) -> None:
-    pending = session.info.get(PENDING_KEY)
-    if pending is not None:
-        del pending[keep:]
+                future.set_result(outcome)

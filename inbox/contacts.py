@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
+from inbox.ids import number_rows
 from inbox.inbound import Sender
 from inbox.models import Contact, ContactIdentity, Conversation, Message
 from inbox.models.base import utcnow
@@ -26,53 +29,111 @@ def normalise(channel: Channel, address: str) -> str:
     return address.lower() if channel in (Channel.EMAIL, Channel.FORM) else address
 
 
-async def _live(session: AsyncSession, contact_id: int) -> Contact:
-    """The contact row, following merges to the contact that absorbed this one."""
-    for _ in range(32):
-        contact = await session.get_one(Contact, contact_id)
-        if contact.merged_into_id is None:
-            return contact
-        contact_id = contact.merged_into_id
-    raise ContactError(f"contact {contact_id}: merge chain too long")
+Identity = tuple[Channel, str]
 
 
-async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> ContactView:
-    """The contact behind ``sender``, created with its identities if new.
-
-    One query looks up every identity the sender brings (the channel's address, and the
-    email when known); a sender known on one channel gains the other identity.
-    """
+def identities(channel: Channel, sender: Sender) -> tuple[Identity, ...]:
+    """The identities a sender brings: the channel's address first, then the email if known."""
     address = normalise(channel, sender.address)
     email = sender.email.strip().lower() if sender.email else None
     if channel in (Channel.EMAIL, Channel.FORM):
         email = email or address
-    wanted = {(channel, address)}
-    if email:
-        wanted.add((Channel.EMAIL, email))
-    rows = await session.execute(
-        select(ContactIdentity.channel, ContactIdentity.value, ContactIdentity.contact_id).where(
-            or_(*(
-                and_(ContactIdentity.channel == c.value, ContactIdentity.value == v)
-                for c, v in wanted
-            ))
+    found = [(channel, address)]
+    if email and (Channel.EMAIL, email) not in found:
+        found.append((Channel.EMAIL, email))
+    return tuple(found)
+
+
+async def _known(session: AsyncSession, wanted: set[Identity]) -> dict[Identity, int]:
+    """Which of ``wanted`` are on file, and whose: one query per channel."""
+    known: dict[Identity, int] = {}
+    for channel in {c for c, _ in wanted}:
+        values = sorted(v for c, v in wanted if c == channel)
+        rows = await session.execute(
+            select(ContactIdentity.value, ContactIdentity.contact_id).where(
+                ContactIdentity.channel == channel.value, ContactIdentity.value.in_(values)
+            )
         )
-    )
-    known = {(Channel(c), v): contact_id for c, v, contact_id in rows}
-    found = known.get((channel, address)) or (known.get((Channel.EMAIL, email)) if email else None)
+        known.update(((channel, value), contact_id) for value, contact_id in rows)
+    return known
+
+
+async def _live_views(session: AsyncSession, ids: set[int]) -> dict[int, ContactView]:
+    """Each contact id mapped to the live contact it is, following merges."""
+    rows: dict[int, tuple[int | None, ContactView]] = {}
+    todo = set(ids)
+    for _ in range(32):
+        if not todo:
+            break
+        result = await session.execute(
+            select(Contact.id, Contact.name, Contact.email, Contact.merged_into_id).where(
+                Contact.id.in_(sorted(todo))
+            )
+        )
+        for cid, name, email, merged_into in result:
+            rows[cid] = (merged_into, ContactView(cid, name, email))
+        todo = {m for m, _ in rows.values() if m is not None and m not in rows}
+    views: dict[int, ContactView] = {}
+    for cid in ids:
+        current = cid
+        for _ in range(32):
+            merged_into, view = rows[current]
+            if merged_into is None:
+                views[cid] = view
+                break
+            current = merged_into
+        else:
+            raise ContactError(f"contact {cid}: merge chain too long")
+    return views
+
+
+async def resolve_contacts(
+    session: AsyncSession, senders: Sequence[tuple[Channel, Sender]]
+) -> list[ContactView]:
+    """The contact behind each sender, creating new contacts and identities as needed.
+
+    A sender known on one channel gains the other identity it brings. Senders later in
+    the list see the contacts made for earlier ones, so the same new person twice in one
+    batch is one contact. A constant number of statements, however many senders.
+    """
+    wanted = [identities(channel, sender) for channel, sender in senders]
+    known = await _known(session, {i for ids in wanted for i in ids})
+    views = await _live_views(session, set(known.values()))
     now = utcnow()
-    if found is None:
-        name = sender.name.strip()[:200] if sender.name else None
-        contact = Contact(name=name or None, email=email, created_at=now)
-        session.add(contact)
+    # A contact of this batch is a Contact row until the flush gives it an id.
+    owner: dict[Identity, ContactView | Contact] = {i: views[c] for i, c in known.items()}
+    chosen: list[ContactView | Contact] = []
+    new_identities: list[tuple[Identity, ContactView | Contact]] = []
+    for (_, sender), ids in zip(senders, wanted, strict=True):
+        found = next((owner[i] for i in ids if i in owner), None)
+        if found is None:
+            name = sender.name.strip()[:200] if sender.name else None
+            email = next((v for c, v in ids if c == Channel.EMAIL), None)
+            found = Contact(name=name or None, email=email, created_at=now)
+        for identity in ids:
+            if identity not in owner:
+                owner[identity] = found
+                new_identities.append((identity, found))
+        chosen.append(found)
+    created = list({id(c): c for c in chosen if isinstance(c, Contact)}.values())
+    if created:
+        await number_rows(session, created)
+        session.add_all(created)
         await session.flush()
-    else:
-        contact = await _live(session, found)
-    session.add_all(
+    links = [
         ContactIdentity(contact_id=contact.id, channel=c.value, value=v, created_at=now)
-        for c, v in wanted
-        if (c, v) not in known
-    )
-    return ContactView(contact.id, contact.name, contact.email)
+        for (c, v), contact in new_identities
+    ]
+    await number_rows(session, links)
+    session.add_all(links)
+    return [
+        c if isinstance(c, ContactView) else ContactView(c.id, c.name, c.email) for c in chosen
+    ]
+
+
+async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> ContactView:
+    """The contact behind ``sender``, created with its identities if new."""
+    return (await resolve_contacts(session, [(channel, sender)]))[0]
 
 
 async def merge_contacts(

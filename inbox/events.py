@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from inbox.ids import number_rows
 from inbox.models import Event
 from inbox.models.base import utcnow
 from inbox.views import iso
@@ -76,6 +77,7 @@ async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[D
         rows.append(
             Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=now)
         )
+    await number_rows(session, rows)
     session.add_all(rows)
     await session.flush()
     events = [DomainEvent.from_row(row) for row in rows]

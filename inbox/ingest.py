@@ -1,41 +1,50 @@
 """The one ingest path: every channel's inbound message enters the store here.
 
-In one transaction ``Ingestor.ingest`` resolves the contact, threads the message onto a
-conversation or opens one, stores the message and its attachments, and records events.
-It is idempotent on channel + external id + content hash: the same message twice, even
-concurrently, is stored once, and the second call returns the first one's ids.
+``Ingestor.ingest`` resolves the contact, threads the message onto a conversation or
+opens one, stores the message and its attachments, and records events, all in one
+transaction. It is idempotent on channel + external id + content hash: the same message
+twice, even concurrently, is stored once, and the second call returns the first one's ids.
+
+Concurrent calls are stored together: a ``Batcher`` hands up to ``MAX_BATCH`` waiting
+messages to ``_store``, which works set-wise, with about fifteen statements and one
+commit for the whole batch. If a batch fails, each of its messages is tried again alone,
+so one bad message fails only its own caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import nh3
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inbox.batch import GroupCommitter
+from inbox.batch import MAX_BATCH, Batcher
 from inbox.blobs import BlobStore
-from inbox.contacts import resolve_contact
+from inbox.contacts import resolve_contacts
 from inbox.db import Store
 from inbox.events import EventSpec, record_events
-from inbox.inbound import MAX_HEADER_CHARS, InboundMessage
+from inbox.ids import number_rows
+from inbox.inbound import InboundMessage
 from inbox.models import (
     Attachment,
     Conversation,
     ConversationSkill,
+    ConversationTag,
     Message,
     Team,
 )
 from inbox.models.base import utcnow
-from inbox.queries import message_view, summary_of, tags_and_skills
-from inbox.threading import DEFAULT_THREADERS, Threader
+from inbox.queries import message_view, summary_of
+from inbox.threading import DEFAULT_THREADERS, SameAs, Target, Threadable, Threader, header
 from inbox.types import Channel, Direction, Status
+from inbox.views import ContactView
 
 log = logging.getLogger(__name__)
 
@@ -57,170 +66,346 @@ def sanitise_html(html: str | None) -> str | None:
     return nh3.clean(html, link_rel="noopener noreferrer nofollow")
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A message with the work done outside the transaction: hash, clean HTML, blobs."""
+
+    message: InboundMessage
+    content_hash: str
+    html: str | None
+    blobs: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.message.channel.value, self.message.external_id, self.content_hash)
+
+
+@dataclass
+class _Thread:
+    """A conversation as this batch sees it, with what its summary needs."""
+
+    row: Conversation
+    tags: list[str]
+    skills: list[tuple[str, int]]
+
+
 class Ingestor:
     def __init__(
         self,
         store: Store,
         blobs: BlobStore,
         threaders: Mapping[Channel, Threader] = DEFAULT_THREADERS,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.threaders = threaders
-        self._group: GroupCommitter[IngestResult] | None = (
-            GroupCommitter(store) if store.is_sqlite else None
-        )
+        self._batcher: Batcher[_Prepared, IngestResult] = Batcher(self._run_batch, max_batch)
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
         """Store ``message`` durably and return where it went. Safe to call concurrently."""
-        content_hash = message.content_hash
-        html = await asyncio.to_thread(sanitise_html, message.html) if message.html else None
-        blobs = [
-            await asyncio.to_thread(self.blobs.put, a.data) for a in message.attachments
-        ]
+        prepared = await asyncio.to_thread(self._prepare, message)
+        return await self._batcher.submit(prepared)
 
-        async def work(session: AsyncSession) -> IngestResult:
-            return await self._ingest(session, message, content_hash, html, blobs)
+    async def ingest_many(
+        self, messages: Sequence[InboundMessage]
+    ) -> list[IngestResult | Exception]:
+        """Store several messages together (a mailbox fetch, say): one outcome per message,
+        a result or the exception that kept that message out, in order."""
+        prepared = await asyncio.to_thread(lambda: [_attempt(self._prepare, m) for m in messages])
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        stored = iter(await self._batcher.submit_many(ready))
+        return [next(stored) if isinstance(p, _Prepared) else p for p in prepared]
 
-        if self._group is not None:
-            result: IngestResult = await self._group.submit(work)
-            return result
+    def _prepare(self, message: InboundMessage) -> _Prepared:
+        """CPU and file work, done in a thread so the event loop stays free."""
+        return _Prepared(
+            message,
+            message.content_hash,
+            sanitise_html(message.html),
+            tuple(self.blobs.put(a.data) for a in message.attachments),
+        )
+
+    async def _run_batch(self, batch: Sequence[_Prepared]) -> list[IngestResult | Exception]:
+        if len(batch) > 1:
+            try:
+                return list(await self._transaction(batch))
+            except Exception as exc:
+                log.info("ingest batch of %d failed (%s); storing one by one", len(batch), exc)
+        return [await self._alone(item) for item in batch]
+
+    async def _alone(self, item: _Prepared) -> IngestResult | Exception:
         for attempt in range(RETRIES):
             try:
-                async with self.store.write() as session:
-                    return await work(session)
-            except IntegrityError:
-                # A concurrent ingest of the same message, contact or identity won the race.
-                # Retrying sees its committed rows: the duplicate check below answers.
+                return (await self._transaction([item]))[0]
+            except IntegrityError as exc:
+                # A concurrent ingest (another process, on PostgreSQL) of the same message,
+                # contact or identity won the race. A retry sees its committed rows.
                 if attempt == RETRIES - 1:
-                    raise
-                log.debug("ingest retry %d for %s", attempt + 1, message.external_id)
+                    return exc
+                log.debug("ingest retry %d for %s", attempt + 1, item.message.external_id)
+            except Exception as exc:
+                return exc
         raise AssertionError("unreachable")
 
-    async def _ingest(
-        self,
-        session: AsyncSession,
-        message: InboundMessage,
-        content_hash: str,
-        html: str | None,
-        blobs: list[str],
-    ) -> IngestResult:
-        existing = (
-            await session.execute(
-                select(Message.id, Message.conversation_id).where(
-                    Message.channel == message.channel.value,
-                    Message.external_id == message.external_id,
-                    Message.content_hash == content_hash,
-                )
-            )
-        ).first()
-        if existing is not None:
-            return IngestResult(existing.conversation_id, existing.id, False, True)
+    async def _transaction(self, batch: Sequence[_Prepared]) -> list[IngestResult]:
+        async with self.store.write() as session:
+            return await self._store(session, batch)
 
-        contact = await resolve_contact(session, message.channel, message.sender)
-        contact_id = contact.id
-        threader = self.threaders.get(message.channel, DEFAULT_THREADERS[message.channel])
-        conversation_id = await threader(session, message, contact_id)
-        now = utcnow()
-        created = conversation_id is None
-        if created:
-            conversation = await self._open_conversation(session, message, contact_id, now)
-            tags: list[str] = []
-            skills = sorted(dict(message.routing.skills).items())
-        else:
-            conversation = await session.get_one(
-                Conversation, conversation_id, with_for_update=True
-            )
-            tags, skills = await tags_and_skills(session, conversation.id)
-        reopened = conversation.status != Status.OPEN.value and not created
-        if reopened:
-            conversation.status = Status.OPEN.value
-            conversation.snoozed_until = None
-            conversation.resolved_at = None
-        conversation.last_message_at = max(conversation.last_message_at, now)
-        conversation.last_customer_message_at = now
-        conversation.updated_at = now
+    async def _store(self, session: AsyncSession, batch: Sequence[_Prepared]) -> list[IngestResult]:
+        results: list[IngestResult | None] = [None] * len(batch)
+        on_file = await _stored(session, batch)
+        first: dict[tuple[str, str, str], int] = {}  # key -> first index of it in the batch
+        fresh: list[int] = []
+        for i, item in enumerate(batch):
+            if item.key in on_file:
+                message_id, conversation_id = on_file[item.key]
+                results[i] = IngestResult(conversation_id, message_id, False, True)
+            elif item.key not in first:
+                first[item.key] = i
+                fresh.append(i)
 
-        row = Message(
-            conversation_id=conversation.id,
-            direction=Direction.INBOUND.value,
-            channel=message.channel.value,
-            author_contact_id=contact_id,
-            body_text=message.text,
-            body_html=html,
-            external_id=message.external_id,
-            content_hash=content_hash,
-            message_id_header=_header(message.thread.message_id),
-            in_reply_to=_header(message.thread.in_reply_to),
-            references=" ".join(message.thread.references) or None,
-            # Arrival time orders the thread; the sender's own claim is kept for display.
-            meta={**dict(message.meta), "received_at": message.received_at.isoformat()},
-            created_at=now,
+        contacts = await resolve_contacts(
+            session, [(batch[i].message.channel, batch[i].message.sender) for i in fresh]
         )
-        session.add(row)
+        contact_of = dict(zip(fresh, contacts, strict=True))
+        targets = await self._thread(session, batch, fresh, contact_of)
+        threads = await self._conversations(session, batch, fresh, contact_of, targets)
+
+        now = utcnow()
+        rows: dict[int, Message] = {}
+        specs: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        for i in fresh:
+            thread, created = threads[i]
+            conversation = thread.row
+            reopened = not created and conversation.status != Status.OPEN.value
+            if reopened:
+                conversation.status = Status.OPEN.value
+                conversation.snoozed_until = None
+                conversation.resolved_at = None
+            conversation.last_message_at = max(conversation.last_message_at, now)
+            conversation.last_customer_message_at = now
+            conversation.updated_at = now
+            # The summary as of this message, built from the rows that will commit.
+            summary = summary_of(conversation, contact_of[i], thread.tags, thread.skills).to_json()
+            specs[i] = []
+            if created:
+                specs[i].append(("conversation.created", {"conversation": summary}))
+            elif reopened:
+                specs[i].append(("conversation.updated", {
+                    "conversation": summary, "changes": {"status": Status.OPEN.value},
+                }))
+            specs[i].append(("message.created", {"conversation": summary}))
+            rows[i] = _message_row(batch[i], conversation.id, contact_of[i].id, now)
+        await number_rows(session, list(rows.values()))
+        session.add_all(rows.values())
         await session.flush()
-        attachments = [
-            Attachment(
-                message_id=row.id, filename=a.filename[:255], media_type=a.media_type[:255],
-                size=len(a.data), sha256=sha,
-            )
-            for a, sha in zip(message.attachments, blobs, strict=True)
-        ]
-        if attachments:
-            session.add_all(attachments)
+
+        attachments = {
+            i: [
+                Attachment(
+                    message_id=rows[i].id, filename=a.filename[:255],
+                    media_type=a.media_type[:255], size=len(a.data), sha256=sha,
+                )
+                for a, sha in zip(batch[i].message.attachments, batch[i].blobs, strict=True)
+            ]
+            for i in fresh
+        }
+        files = [a for items in attachments.values() for a in items]
+        if files:
+            await number_rows(session, files)
+            session.add_all(files)
             await session.flush()
 
-        # Built from the rows just written, not re-read: they are what will commit.
-        summary = summary_of(conversation, contact, tags, skills).to_json()
         events: list[EventSpec] = []
-        if created:
-            events.append(("conversation.created", {"conversation": summary}, conversation.id))
-        elif reopened:
-            events.append((
-                "conversation.updated",
-                {"conversation": summary, "changes": {"status": Status.OPEN.value}},
-                conversation.id,
-            ))
-        events.append((
-            "message.created",
-            {"conversation": summary, "message": message_view(row, attachments).to_json()},
-            conversation.id,
-        ))
-        await record_events(session, events)
-        return IngestResult(conversation.id, row.id, created, False)
+        for i in fresh:
+            view = message_view(rows[i], attachments[i]).to_json()
+            for kind, payload in specs[i]:
+                if kind == "message.created":
+                    payload["message"] = view
+                events.append((kind, payload, rows[i].conversation_id))
+            results[i] = IngestResult(rows[i].conversation_id, rows[i].id, threads[i][1], False)
+        if events:
+            await record_events(session, events)
 
-    async def _open_conversation(
-        self, session: AsyncSession, message: InboundMessage, contact_id: int, now: datetime
-    ) -> Conversation:
-        team_id = None
-        if message.routing.team:
-            team_id = await session.scalar(select(Team.id).where(Team.name == message.routing.team))
-            if team_id is None:
-                log.warning("channel named unknown team %r; leaving conversation without team",
-                            message.routing.team)
-        conversation = Conversation(
-            channel=message.channel.value,
-            subject=(message.subject or "").strip()[:998] or _subject_from(message.text),
-            status=Status.OPEN.value,
-            priority=message.routing.priority.value,
-            contact_id=contact_id,
-            team_id=team_id,
-            created_at=now,
-            updated_at=now,
-            last_message_at=now,
+        for i, item in enumerate(batch):
+            if results[i] is None:  # the same message twice in this batch
+                again = results[first[item.key]]
+                assert again is not None
+                results[i] = IngestResult(again.conversation_id, again.message_id, False, True)
+        return [r for r in results if r is not None]
+
+    async def _thread(
+        self,
+        session: AsyncSession,
+        batch: Sequence[_Prepared],
+        fresh: list[int],
+        contact_of: dict[int, ContactView],
+    ) -> dict[int, Target]:
+        """Each fresh message's target, with ``SameAs`` pointing at batch indices."""
+        targets: dict[int, Target] = {}
+        for channel in Channel:
+            mine = [i for i in fresh if batch[i].message.channel == channel]
+            if not mine:
+                continue
+            threader = self.threaders.get(channel, DEFAULT_THREADERS[channel])
+            answers = await threader(
+                session, [Threadable(batch[i].message, contact_of[i].id) for i in mine]
+            )
+            if len(answers) != len(mine):
+                raise RuntimeError(
+                    f"{channel.value} threader answered {len(answers)} of {len(mine)}"
+                )
+            for n, (i, target) in enumerate(zip(mine, answers, strict=True)):
+                if isinstance(target, SameAs):
+                    if not 0 <= target.index < n:
+                        raise RuntimeError(
+                            f"{channel.value} threader: SameAs must name an earlier message"
+                        )
+                    target = SameAs(mine[target.index])
+                targets[i] = target
+        return targets
+
+    async def _conversations(
+        self,
+        session: AsyncSession,
+        batch: Sequence[_Prepared],
+        fresh: list[int],
+        contact_of: dict[int, ContactView],
+        targets: dict[int, Target],
+    ) -> dict[int, tuple[_Thread, bool]]:
+        """Each fresh message's conversation, and whether this batch opened it."""
+        existing = sorted({t for t in targets.values() if isinstance(t, int)})
+        known: dict[int, _Thread] = {}
+        if existing:
+            # Locked in id order, so two processes never wait on each other in a circle.
+            loaded = await session.scalars(
+                select(Conversation).where(Conversation.id.in_(existing))
+                .order_by(Conversation.id).with_for_update()
+            )
+            known = {c.id: _Thread(c, [], []) for c in loaded}
+            tags = await session.execute(
+                select(ConversationTag.conversation_id, ConversationTag.tag)
+                .where(ConversationTag.conversation_id.in_(existing)).order_by(ConversationTag.tag)
+            )
+            for conversation_id, tag in tags:
+                known[conversation_id].tags.append(tag)
+            skills = await session.execute(
+                select(ConversationSkill.conversation_id, ConversationSkill.skill,
+                       ConversationSkill.level)
+                .where(ConversationSkill.conversation_id.in_(existing))
+                .order_by(ConversationSkill.skill)
+            )
+            for conversation_id, skill, level in skills:
+                known[conversation_id].skills.append((skill, level))
+
+        opening = [i for i in fresh if targets[i] is None]
+        teams = await _team_ids(session, {batch[i].message.routing.team for i in opening})
+        now = utcnow()
+        opened = {i: _open(batch[i].message, contact_of[i].id, teams, now) for i in opening}
+        if opened:
+            await number_rows(session, [t.row for t in opened.values()])
+            session.add_all(t.row for t in opened.values())
+            await session.flush()
+            session.add_all(
+                ConversationSkill(conversation_id=t.row.id, skill=skill, level=level)
+                for t in opened.values()
+                for skill, level in t.skills
+            )
+
+        threads: dict[int, tuple[_Thread, bool]] = {}
+        for i in fresh:
+            target = targets[i]
+            if target is None:
+                threads[i] = (opened[i], True)
+            elif isinstance(target, SameAs):
+                threads[i] = (threads[target.index][0], False)
+            else:
+                threads[i] = (known[target], False)
+        return threads
+
+
+def _attempt(prepare: Callable[[InboundMessage], _Prepared], message: InboundMessage,
+             ) -> _Prepared | Exception:
+    try:
+        return prepare(message)
+    except Exception as exc:
+        return exc
+
+
+async def _stored(
+    session: AsyncSession, batch: Sequence[_Prepared]
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """Which of the batch's messages are on file already: key -> (message, conversation)."""
+    keys = {item.key for item in batch}
+    found: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for channel in {c for c, _, _ in keys}:
+        external_ids = sorted({e for c, e, _ in keys if c == channel})
+        rows = await session.execute(
+            select(Message.external_id, Message.content_hash, Message.id, Message.conversation_id)
+            .where(Message.channel == channel, Message.external_id.in_(external_ids))
         )
-        session.add(conversation)
-        await session.flush()
-        session.add_all(
-            ConversationSkill(conversation_id=conversation.id, skill=skill, level=level)
-            for skill, level in dict(message.routing.skills).items()
-        )
-        return conversation
+        for external_id, content_hash, message_id, conversation_id in rows:
+            key = (channel, external_id, content_hash)
+            if key in keys:
+                found[key] = (message_id, conversation_id)
+    return found
 
 
-def _header(value: str | None) -> str | None:
-    """A message id no longer than a header line may be; a longer one is junk to thread on."""
-    return value if value and len(value) <= MAX_HEADER_CHARS else None
+async def _team_ids(session: AsyncSession, names: set[str | None]) -> dict[str, int]:
+    wanted = sorted(n for n in names if n)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Team.name, Team.id).where(Team.name.in_(wanted)))
+    found = {name: team_id for name, team_id in rows}
+    for name in set(wanted) - found.keys():
+        log.warning("channel named unknown team %r; leaving conversation without team", name)
+    return found
+
+
+def _open(
+    message: InboundMessage, contact_id: int, teams: dict[str, int], now: datetime
+) -> _Thread:
+    row = Conversation(
+        channel=message.channel.value,
+        subject=(message.subject or "").strip()[:998] or _subject_from(message.text),
+        status=Status.OPEN.value,
+        snoozed_until=None,
+        priority=message.routing.priority.value,
+        contact_id=contact_id,
+        assignee_id=None,
+        team_id=teams.get(message.routing.team or ""),
+        created_at=now,
+        updated_at=now,
+        first_response_at=None,
+        last_customer_message_at=None,
+        last_message_at=now,
+        resolved_at=None,
+    )
+    return _Thread(row, [], sorted(dict(message.routing.skills).items()))
+
+
+def _message_row(item: _Prepared, conversation_id: int, contact_id: int, now: datetime) -> Message:
+    message = item.message
+    return Message(
+        conversation_id=conversation_id,
+        direction=Direction.INBOUND.value,
+        channel=message.channel.value,
+        author_agent_id=None,
+        author_contact_id=contact_id,
+        body_text=message.text,
+        body_html=item.html,
+        external_id=message.external_id,
+        content_hash=item.content_hash,
+        message_id_header=header(message.thread.message_id),
+        in_reply_to=header(message.thread.in_reply_to),
+        references=" ".join(message.thread.references) or None,
+        # Arrival time orders the thread; the sender's own claim is kept for display.
+        meta={**dict(message.meta), "received_at": message.received_at.isoformat()},
+        delivery_status=None,
+        delivery_error=None,
+        created_at=now,
+    )
 
 
 def _subject_from(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -23,7 +23,7 @@ from inbox.models import (
     Event,
     Message,
 )
-from inbox.threading import DEFAULT_THREADERS
+from inbox.threading import DEFAULT_THREADERS, Target, Threadable
 from inbox.types import Channel, Direction, Priority, Status
 from tests.conftest import inbound
 from tests.inbox.support import count, next_event
@@ -106,12 +106,10 @@ async def test_a_failing_message_does_not_stop_the_others(store: Store) -> None:
     """Concurrent ingests share a commit on SQLite; one that fails must take only its own
     rows and events with it."""
 
-    async def fragile(
-        session: AsyncSession, message: InboundMessage, contact_id: int
-    ) -> int | None:
-        if message.text == "boom":
+    async def fragile(session: AsyncSession, batch: Sequence[Threadable]) -> list[Target]:
+        if any(t.message.text == "boom" for t in batch):
             raise RuntimeError("threader failed")
-        return await DEFAULT_THREADERS[message.channel](session, message, contact_id)
+        return await DEFAULT_THREADERS[Channel.EMAIL](session, batch)
 
     ingestor = Ingestor(store, BlobStore(store.data_dir / "blobs"), {Channel.EMAIL: fragile})
     messages = [inbound(f"<{i}@x>", sender=f"s{i}@example.com", text=f"fine {i}")
