@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any
 
 from bench import ingest, listing
 from bench.common import DEFAULT_PG_URL, Report, emit
@@ -22,37 +22,40 @@ from bench.common import DEFAULT_PG_URL, Report, emit
 class Benchmark:
     name: str
     summary: str
-    module: ModuleType
-
-    @property
-    def run(self) -> Callable[[argparse.Namespace], Awaitable[Report]]:
-        return self.module.run  # type: ignore[no-any-return]
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]
+    add_arguments: Callable[[argparse.ArgumentParser], None]
 
 
 BENCHMARKS = (
     Benchmark("ingest", "messages/s through Ingestor.ingest: sequential, concurrent, "
-              "duplicates (default n=10,000)", ingest),
+              "duplicates (default n=10,000)", ingest.run, ingest.add_arguments),
     Benchmark("list", "GET /api/v1/conversations first-page latency p50/p95 "
-              "(default n=100,000 on SQLite, 1,000,000 on PostgreSQL)", listing),
+              "(default n=100,000 on SQLite, 1,000,000 on PostgreSQL)",
+              listing.run, listing.add_arguments),
 )
+
+
+def _subcommand(names: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                summary: str, chosen: tuple[Benchmark, ...]) -> None:
+    sub = names.add_parser(name, help=summary, description=summary)
+    sub.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    sub.add_argument("--n", type=int, default=None,
+                     help="size: messages to ingest, or conversations to list from")
+    sub.add_argument("--database-url", default=DEFAULT_PG_URL,
+                     help="PostgreSQL server and database to create a temporary schema in "
+                          f"(default {DEFAULT_PG_URL})")
+    sub.add_argument("--seed", type=int, default=42, help="seed of the generated data")
+    for bench in chosen:
+        bench.add_arguments(sub)
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     names = top.add_subparsers(dest="name", metavar="NAME")
-    for bench in (*BENCHMARKS, Benchmark("all", "every benchmark above, in turn", ingest)):
-        sub = names.add_parser(bench.name, help=bench.summary)
-        sub.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-        sub.add_argument("--n", type=int, default=None,
-                         help="size: messages to ingest, or conversations to list from")
-        sub.add_argument("--database-url", default=DEFAULT_PG_URL,
-                         help=f"PostgreSQL server and database to create a temporary schema "
-                              f"in (default {DEFAULT_PG_URL})")
-        sub.add_argument("--seed", type=int, default=42)
-        modules = BENCHMARKS if bench.name == "all" else (bench,)
-        for module in {b.module for b in modules}:
-            module.add_arguments(sub)
+    for bench in BENCHMARKS:
+        _subcommand(names, bench.name, bench.summary, (bench,))
+    _subcommand(names, "all", "every benchmark in turn, one JSON line each", BENCHMARKS)
     return top
 
 
@@ -60,7 +63,7 @@ def list_benchmarks() -> None:
     print("benchmarks (python -m bench NAME --help for options):")
     for bench in BENCHMARKS:
         print(f"  {bench.name:8} {bench.summary}")
-    print(f"  {'all':8} run every benchmark in turn, one JSON line each")
+    print(f"  {'all':8} every benchmark in turn, one JSON line each")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,18 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - _START:8.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+class Progress:
+    """Logs "label: done of total" at every tenth of the way."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.done % max(1, self.total // 10) == 0:
+            log(f"{self.label}: {self.done:,} of {self.total:,}")
+
+
 def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
@@ -70,13 +82,16 @@ def _ram_gib() -> float | None:
     return None
 
 
-def machine() -> dict[str, Any]:
+def machine(load_at_start: float) -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "ram_gib": _ram_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        # Other work on the machine skews every figure; these say how busy it was.
+        "load_avg_1m_start": round(load_at_start, 2),
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -161,6 +176,9 @@ class Report:
     params: dict[str, Any]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     pg_server_version: str | None = None
+    _started: tuple[float, float, float] = field(
+        default_factory=lambda: (time.perf_counter(), time.process_time(), os.getloadavg()[0])
+    )
 
     def add(self, db: TempDatabase, figures: dict[str, Any]) -> None:
         if db.server_version is not None:
@@ -173,6 +191,8 @@ class Report:
             "benchmark": self.benchmark,
             **self.params,
             "results": self.results,
-            "machine": machine(),
+            "wall_s": round(time.perf_counter() - self._started[0], 1),
+            "process_cpu_s": round(time.process_time() - self._started[1], 1),
+            "machine": machine(self._started[2]),
             "versions": versions(self.pg_server_version),
         }

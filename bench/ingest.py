@@ -17,13 +17,15 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select, text
 
 from bench.common import (
+    Progress,
     Report,
     TempDatabase,
     log,
@@ -39,11 +41,14 @@ from inbox.ingest import Ingestor, IngestResult
 from inbox.migrate import upgrade
 from inbox.models import Conversation, Message
 
+Figures = dict[str, Any]
+DEFAULT_MESSAGES = 10_000
 TARGET_SQLITE_MSGS_PER_S = 1500
 
 
 class StatementCounter:
-    """Counts SQL statements sent on an engine (BEGIN IMMEDIATE included, COMMIT not)."""
+    """Counts SQL statements the store's writer sends: on SQLite BEGIN IMMEDIATE and
+    savepoints included, on PostgreSQL pg_notify included; COMMIT is not a statement."""
 
     def __init__(self, store: Store) -> None:
         self.count = 0
@@ -53,14 +58,19 @@ class StatementCounter:
         self.count += 1
 
 
-async def _timed(ingestor: Ingestor, message: InboundMessage) -> tuple[IngestResult, float]:
+async def _timed(
+    ingestor: Ingestor, message: InboundMessage, progress: Progress
+) -> tuple[IngestResult, float]:
     start = time.perf_counter()
     result = await ingestor.ingest(message)
-    return result, time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    progress.tick()
+    return result, elapsed
 
 
 async def _sequential(ingestor: Ingestor, messages: Sequence[InboundMessage]) -> list[Any]:
-    return [await _timed(ingestor, m) for m in messages]
+    progress = Progress("ingested", len(messages))
+    return [await _timed(ingestor, m, progress) for m in messages]
 
 
 async def _concurrent(
@@ -69,23 +79,46 @@ async def _concurrent(
     """``producers`` tasks take messages in order from one shared iterator."""
     results: list[Any] = [None] * len(messages)
     queue = iter(enumerate(messages))
+    progress = Progress("ingested", len(messages))
 
     async def producer() -> None:
         for i, message in queue:
-            results[i] = await _timed(ingestor, message)
+            results[i] = await _timed(ingestor, message, progress)
 
     await asyncio.gather(*(producer() for _ in range(producers)))
     return results
 
 
-def _figures(prefix: str, timings: list[Any], elapsed: float) -> dict[str, float]:
+async def _measured(prefix: str, phase: Awaitable[list[Any]]) -> tuple[list[Any], Figures]:
+    """Run a phase; its rate, latency percentiles and CPU time per message."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    timings = await phase
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     latencies = [seconds * 1000 for _, seconds in timings]
-    return {
-        f"{prefix}_msgs_per_s": round(len(timings) / elapsed, 1),
+    return timings, {
+        f"{prefix}_msgs_per_s": round(len(timings) / wall, 1),
         f"{prefix}_latency_p50_ms": round(percentile(latencies, 50), 2),
         f"{prefix}_latency_p95_ms": round(percentile(latencies, 95), 2),
         f"{prefix}_latency_p99_ms": round(percentile(latencies, 99), 2),
+        # CPU of this process (all threads) per message: what the code costs, apart from
+        # waiting for the disk or the database server.
+        f"{prefix}_cpu_ms_per_msg": round(cpu * 1000 / len(timings), 2),
     }
+
+
+@contextmanager
+def _profiled(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
 
 
 def _check(results: list[Any], traffic: Traffic, *, duplicates: bool) -> dict[str, int]:
@@ -135,35 +168,26 @@ def _ingestor(db: TempDatabase) -> tuple[Store, Ingestor]:
 
 async def _run_sequential(
     db: TempDatabase, traffic: Traffic, duplicates: int, profile: Path | None
-) -> dict[str, Any]:
+) -> Figures:
     store, ingestor = _ingestor(db)
     counter = StatementCounter(store)
-    profiler = cProfile.Profile() if profile else None
     try:
-        log(f"{db.backend}: sequential ingest of {len(traffic.messages)} messages")
-        start = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        timings = await _sequential(ingestor, traffic.messages)
-        elapsed = time.perf_counter() - start
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(profile)
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-        figures = {
-            **_figures("sequential", timings, elapsed),
-            "statements_per_msg": round(counter.count / len(timings), 2),
-            **_check(timings, traffic, duplicates=False),
-            **await _counts(store),
-        }
+        log(f"{db.backend}: sequential ingest of {len(traffic.messages):,} messages")
+        with _profiled(profile):
+            timings, figures = await _measured(
+                "sequential", _sequential(ingestor, traffic.messages)
+            )
+        figures["statements_per_msg"] = round(counter.count / len(timings), 2)
+        figures.update(_check(timings, traffic, duplicates=False))
+        figures.update(await _counts(store))
+
         sample = random.Random(7).sample(traffic.messages, min(duplicates, len(traffic.messages)))
-        log(f"{db.backend}: re-ingest of {len(sample)} stored messages")
+        log(f"{db.backend}: re-ingest of {len(sample):,} stored messages")
         counter.count = 0
-        start = time.perf_counter()
-        again = await _sequential(ingestor, sample)
-        figures.update(_figures("duplicate", again, time.perf_counter() - start))
-        figures["duplicate_statements_per_msg"] = round(counter.count / len(sample), 2)
+        again, duplicate_figures = await _measured("duplicate", _sequential(ingestor, sample))
         _check(again, traffic, duplicates=True)
+        figures.update(duplicate_figures)
+        figures["duplicate_statements_per_msg"] = round(counter.count / len(sample), 2)
         if db.backend == "sqlite":
             figures.update(await _sqlite_durability(store))
         return figures
@@ -171,20 +195,18 @@ async def _run_sequential(
         await store.close()
 
 
-async def _run_concurrent(db: TempDatabase, traffic: Traffic, producers: int) -> dict[str, Any]:
+async def _run_concurrent(db: TempDatabase, traffic: Traffic, producers: int) -> Figures:
     store, ingestor = _ingestor(db)
     try:
-        log(f"{db.backend}: ingest of {len(traffic.messages)} messages by {producers} producers")
-        start = time.perf_counter()
-        timings = await _concurrent(ingestor, traffic.messages, producers)
-        elapsed = time.perf_counter() - start
+        log(f"{db.backend}: ingest of {len(traffic.messages):,} messages "
+            f"by {producers} concurrent producers")
+        timings, figures = await _measured(
+            "concurrent", _concurrent(ingestor, traffic.messages, producers)
+        )
         checked = _check(timings, traffic, duplicates=False)
-        counts = await _counts(store)
-        return {
-            **_figures("concurrent", timings, elapsed),
-            "concurrent_replies_threaded": checked["replies_threaded"],
-            "concurrent_messages_stored": counts["messages_stored"],
-        }
+        figures["concurrent_replies_threaded"] = checked["replies_threaded"]
+        figures["concurrent_messages_stored"] = (await _counts(store))["messages_stored"]
+        return figures
     finally:
         await store.close()
 
@@ -195,7 +217,7 @@ async def _one_backend(
     # The concurrent phase ingests the same traffic again, so it gets its own database.
     async with temp_database(backend, args.database_url) as db:
         await upgrade(db.url)
-        result: dict[str, Any] = {"messages": len(traffic.messages)}
+        result: Figures = {"messages": len(traffic.messages)}
         result.update(await _run_sequential(db, traffic, args.duplicates, args.profile))
     async with temp_database(backend, args.database_url) as db:
         await upgrade(db.url)
@@ -210,10 +232,11 @@ async def _one_backend(
 
 
 async def run(args: argparse.Namespace) -> Report:
-    log(f"generating {args.n} messages")
-    traffic = generate(args.n, seed=args.seed, reply_gap=max(64, 2 * args.concurrency))
+    n = args.n or DEFAULT_MESSAGES
+    log(f"generating {n:,} messages")
+    traffic = generate(n, seed=args.seed, reply_gap=max(64, 2 * args.concurrency))
     report = Report("ingest", {
-        "messages": args.n, "concurrency": args.concurrency, "profiled": bool(args.profile),
+        "messages": n, "concurrency": args.concurrency, "profiled": bool(args.profile),
     })
     for backend in selected_backends(args.backend):
         await _one_backend(report, backend, args, traffic)
