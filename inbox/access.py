@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, func, or_, true
 
 from inbox.models import Conversation
 from inbox.types import Role
@@ -39,9 +39,17 @@ class Viewer:
 
 
 def visible(viewer: Viewer) -> ColumnElement[bool]:
+    """``can_see`` as SQL.
+
+    Written through ``coalesce`` on purpose: no planner then serves this OR from the team
+    and assignee indexes. An agent sees a large share of all conversations, and gathering
+    every visible row to sort it costs far more than walking the last-message index and
+    filtering until a page is full (measured by ``python -m bench list``).
+    """
     if viewer.sees_all:
         return true()
-    conditions = [Conversation.assignee_id == viewer.agent_id, Conversation.team_id.is_(None)]
-    if viewer.team_ids:
-        conditions.append(Conversation.team_id.in_(viewer.team_ids))
-    return or_(*conditions)
+    no_team = 0  # ids start at 1
+    return or_(
+        func.coalesce(Conversation.team_id, no_team).in_([no_team, *sorted(viewer.team_ids)]),
+        func.coalesce(Conversation.assignee_id, 0) == viewer.agent_id,
+    )

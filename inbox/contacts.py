@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
-from inbox.ids import number_rows
+from inbox.bulk import insert_rows
 from inbox.inbound import Sender
 from inbox.models import Contact, ContactIdentity, Conversation, Message
 from inbox.models.base import utcnow
@@ -100,35 +101,37 @@ async def resolve_contacts(
     known = await _known(session, {i for ids in wanted for i in ids})
     views = await _live_views(session, set(known.values()))
     now = utcnow()
-    # A contact of this batch is a Contact row until the flush gives it an id.
-    owner: dict[Identity, ContactView | Contact] = {i: views[c] for i, c in known.items()}
-    chosen: list[ContactView | Contact] = []
-    new_identities: list[tuple[Identity, ContactView | Contact]] = []
+    # A contact new in this batch is an index into ``created`` until it has an id.
+    owner: dict[Identity, ContactView | int] = {i: views[c] for i, c in known.items()}
+    created: list[dict[str, Any]] = []
+    chosen: list[ContactView | int] = []
+    new_identities: list[tuple[Identity, ContactView | int]] = []
     for (_, sender), ids in zip(senders, wanted, strict=True):
         found = next((owner[i] for i in ids if i in owner), None)
         if found is None:
             name = sender.name.strip()[:200] if sender.name else None
             email = next((v for c, v in ids if c == Channel.EMAIL), None)
-            found = Contact(name=name or None, email=email, created_at=now)
+            found = len(created)
+            created.append({"name": name or None, "email": email, "created_at": now})
         for identity in ids:
             if identity not in owner:
                 owner[identity] = found
                 new_identities.append((identity, found))
         chosen.append(found)
-    created = list({id(c): c for c in chosen if isinstance(c, Contact)}.values())
-    if created:
-        await number_rows(session, created)
-        session.add_all(created)
-        await session.flush()
-    links = [
-        ContactIdentity(contact_id=contact.id, channel=c.value, value=v, created_at=now)
-        for (c, v), contact in new_identities
+    new_ids = await insert_rows(session, Contact, created)
+    made = [
+        ContactView(i, row["name"], row["email"])
+        for i, row in zip(new_ids, created, strict=True)
     ]
-    await number_rows(session, links)
-    session.add_all(links)
-    return [
-        c if isinstance(c, ContactView) else ContactView(c.id, c.name, c.email) for c in chosen
-    ]
+
+    def view(found: ContactView | int) -> ContactView:
+        return made[found] if isinstance(found, int) else found
+
+    await insert_rows(session, ContactIdentity, [
+        {"contact_id": view(found).id, "channel": c.value, "value": v, "created_at": now}
+        for (c, v), found in new_identities
+    ])
+    return [view(found) for found in chosen]
 
 
 async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> ContactView:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inbox.ids import number_rows
+from inbox.bulk import insert_rows
 from inbox.models import Event
 from inbox.models.base import utcnow
 from inbox.views import iso
@@ -67,20 +67,20 @@ EventSpec = tuple[str, dict[str, Any], int | None]  # kind, payload, conversatio
 
 
 async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[DomainEvent]:
-    """Write several events with one flush (one INSERT for all where the backend allows)."""
+    """Write several events with one INSERT; they are published after the commit."""
     now = utcnow()
-    rows = []
-    for kind, payload, conversation_id in specs:
+    for kind, payload, _ in specs:
         missing = EVENT_SCHEMA[kind] - payload.keys()
         if missing:
             raise ValueError(f"event {kind} lacks {sorted(missing)}")
-        rows.append(
-            Event(kind=kind, conversation_id=conversation_id, payload=payload, created_at=now)
-        )
-    await number_rows(session, rows)
-    session.add_all(rows)
-    await session.flush()
-    events = [DomainEvent.from_row(row) for row in rows]
+    ids = await insert_rows(session, Event, [
+        {"kind": kind, "conversation_id": conversation_id, "payload": payload, "created_at": now}
+        for kind, payload, conversation_id in specs
+    ])
+    events = [
+        DomainEvent(event_id, kind, conversation_id, payload, now)
+        for event_id, (kind, payload, conversation_id) in zip(ids, specs, strict=True)
+    ]
     session.info.setdefault(PENDING_KEY, []).extend(events)
     return events
 

@@ -16,21 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.batch import MAX_BATCH, Batcher
 from inbox.blobs import BlobStore
+from inbox.bulk import insert_plain, insert_rows, table_of
 from inbox.contacts import resolve_contacts
 from inbox.db import Store
 from inbox.events import EventSpec, record_events
-from inbox.ids import number_rows
 from inbox.inbound import InboundMessage
 from inbox.models import (
     Attachment,
@@ -44,7 +44,7 @@ from inbox.models.base import utcnow
 from inbox.queries import message_view, summary_of
 from inbox.threading import DEFAULT_THREADERS, SameAs, Target, Threadable, Threader, header
 from inbox.types import Channel, Direction, Status
-from inbox.views import ContactView
+from inbox.views import AttachmentView, ContactView
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,61 @@ class _Prepared:
 
 
 @dataclass
-class _Thread:
-    """A conversation as this batch sees it, with what its summary needs."""
+class _Conversation:
+    """A conversation as this batch sees and changes it (the columns a summary needs)."""
 
-    row: Conversation
-    tags: list[str]
-    skills: list[tuple[str, int]]
+    id: int
+    channel: str
+    subject: str
+    status: str
+    snoozed_until: datetime | None
+    priority: str
+    contact_id: int
+    assignee_id: int | None
+    team_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    last_customer_message_at: datetime | None
+    last_message_at: datetime
+    resolved_at: datetime | None
+    tags: list[str] = field(default_factory=list)
+    skills: list[tuple[str, int]] = field(default_factory=list)
+    created: bool = False  # opened by this batch
+    reopened: bool = False
+
+
+COLUMNS = tuple(
+    f.name for f in fields(_Conversation) if f.name not in ("tags", "skills", "created", "reopened")
+)
+CHANGED = ("status", "snoozed_until", "resolved_at", "last_message_at",
+           "last_customer_message_at", "updated_at")
+
+
+@dataclass
+class _NewMessage:
+    """A message row as inserted, and what its view needs."""
+
+    id: int
+    conversation_id: int
+    direction: str
+    channel: str
+    author_agent_id: int | None
+    author_contact_id: int | None
+    body_text: str
+    body_html: str | None
+    external_id: str
+    content_hash: str
+    message_id_header: str | None
+    in_reply_to: str | None
+    references: str | None
+    meta: dict[str, Any]
+    delivery_status: str | None
+    delivery_error: str | None
+    created_at: datetime
+
+
+MESSAGE_COLUMNS = tuple(f.name for f in fields(_NewMessage) if f.name != "id")
 
 
 class Ingestor:
@@ -170,63 +219,49 @@ class Ingestor:
         )
         contact_of = dict(zip(fresh, contacts, strict=True))
         targets = await self._thread(session, batch, fresh, contact_of)
-        threads = await self._conversations(session, batch, fresh, contact_of, targets)
-
         now = utcnow()
-        rows: dict[int, Message] = {}
-        specs: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-        for i in fresh:
-            thread, created = threads[i]
-            conversation = thread.row
-            reopened = not created and conversation.status != Status.OPEN.value
-            if reopened:
-                conversation.status = Status.OPEN.value
-                conversation.snoozed_until = None
-                conversation.resolved_at = None
-            conversation.last_message_at = max(conversation.last_message_at, now)
-            conversation.last_customer_message_at = now
-            conversation.updated_at = now
-            # The summary as of this message, built from the rows that will commit.
-            summary = summary_of(conversation, contact_of[i], thread.tags, thread.skills).to_json()
-            specs[i] = []
-            if created:
-                specs[i].append(("conversation.created", {"conversation": summary}))
-            elif reopened:
-                specs[i].append(("conversation.updated", {
-                    "conversation": summary, "changes": {"status": Status.OPEN.value},
-                }))
-            specs[i].append(("message.created", {"conversation": summary}))
-            rows[i] = _message_row(batch[i], conversation.id, contact_of[i].id, now)
-        await number_rows(session, list(rows.values()))
-        session.add_all(rows.values())
-        await session.flush()
+        conversation_of = await self._conversations(session, batch, fresh, contact_of, targets, now)
 
-        attachments = {
-            i: [
-                Attachment(
-                    message_id=rows[i].id, filename=a.filename[:255],
-                    media_type=a.media_type[:255], size=len(a.data), sha256=sha,
-                )
-                for a, sha in zip(batch[i].message.attachments, batch[i].blobs, strict=True)
-            ]
-            for i in fresh
-        }
-        files = [a for items in attachments.values() for a in items]
-        if files:
-            await number_rows(session, files)
-            session.add_all(files)
-            await session.flush()
+        messages = [
+            _message_row(batch[i], conversation_of[i].id, contact_of[i].id, now) for i in fresh
+        ]
+        ids = await insert_rows(session, Message, [
+            {name: getattr(m, name) for name in MESSAGE_COLUMNS} for m in messages
+        ])
+        for message, message_id in zip(messages, ids, strict=True):
+            message.id = message_id
+        row_of = dict(zip(fresh, messages, strict=True))
+        attachments = await self._attachments(session, batch, row_of)
 
+        # Every message of a conversation in this batch sees it as the batch leaves it:
+        # all of them arrive at the same ``now``.
+        summaries: dict[int, dict[str, Any]] = {}
         events: list[EventSpec] = []
         for i in fresh:
-            view = message_view(rows[i], attachments[i]).to_json()
-            for kind, payload in specs[i]:
-                if kind == "message.created":
-                    payload["message"] = view
-                events.append((kind, payload, rows[i].conversation_id))
-            results[i] = IngestResult(rows[i].conversation_id, rows[i].id, threads[i][1], False)
-        if events:
-            await record_events(session, events)
+            conversation, row = conversation_of[i], row_of[i]
+            summary = summaries.get(conversation.id)
+            opened = summary is None and conversation.created
+            if summary is None:
+                summary = summary_of(
+                    conversation, contact_of[i], conversation.tags, conversation.skills
+                ).to_json()
+                summaries[conversation.id] = summary
+                if conversation.created:
+                    events.append(
+                        ("conversation.created", {"conversation": summary}, conversation.id)
+                    )
+                elif conversation.reopened:
+                    events.append((
+                        "conversation.updated",
+                        {"conversation": summary, "changes": {"status": Status.OPEN.value}},
+                        conversation.id,
+                    ))
+            view = message_view(row, attachments.get(i, ())).to_json()
+            events.append(
+                ("message.created", {"conversation": summary, "message": view}, conversation.id)
+            )
+            results[i] = IngestResult(conversation.id, row.id, opened, False)
+        await record_events(session, events)
 
         for i, item in enumerate(batch):
             if results[i] is None:  # the same message twice in this batch
@@ -234,6 +269,24 @@ class Ingestor:
                 assert again is not None
                 results[i] = IngestResult(again.conversation_id, again.message_id, False, True)
         return [r for r in results if r is not None]
+
+    async def _attachments(
+        self, session: AsyncSession, batch: Sequence[_Prepared], row_of: dict[int, _NewMessage]
+    ) -> dict[int, list[AttachmentView]]:
+        owners = [
+            (i, AttachmentView(0, a.filename[:255], a.media_type[:255], len(a.data), sha))
+            for i in row_of
+            for a, sha in zip(batch[i].message.attachments, batch[i].blobs, strict=True)
+        ]
+        ids = await insert_rows(session, Attachment, [
+            {"message_id": row_of[i].id, "filename": v.filename, "media_type": v.media_type,
+             "size": v.size, "sha256": v.sha256}
+            for i, v in owners
+        ])
+        found: dict[int, list[AttachmentView]] = {}
+        for (i, v), attachment_id in zip(owners, ids, strict=True):
+            found.setdefault(i, []).append(replace(v, id=attachment_id))
+        return found
 
     async def _thread(
         self,
@@ -273,60 +326,86 @@ class Ingestor:
         fresh: list[int],
         contact_of: dict[int, ContactView],
         targets: dict[int, Target],
-    ) -> dict[int, tuple[_Thread, bool]]:
-        """Each fresh message's conversation, and whether this batch opened it."""
-        existing = sorted({t for t in targets.values() if isinstance(t, int)})
-        known: dict[int, _Thread] = {}
-        if existing:
-            # Locked in id order, so two processes never wait on each other in a circle.
-            loaded = await session.scalars(
-                select(Conversation).where(Conversation.id.in_(existing))
-                .order_by(Conversation.id).with_for_update()
-            )
-            known = {c.id: _Thread(c, [], []) for c in loaded}
-            tags = await session.execute(
-                select(ConversationTag.conversation_id, ConversationTag.tag)
-                .where(ConversationTag.conversation_id.in_(existing)).order_by(ConversationTag.tag)
-            )
-            for conversation_id, tag in tags:
-                known[conversation_id].tags.append(tag)
-            skills = await session.execute(
-                select(ConversationSkill.conversation_id, ConversationSkill.skill,
-                       ConversationSkill.level)
-                .where(ConversationSkill.conversation_id.in_(existing))
-                .order_by(ConversationSkill.skill)
-            )
-            for conversation_id, skill, level in skills:
-                known[conversation_id].skills.append((skill, level))
-
+        now: datetime,
+    ) -> dict[int, _Conversation]:
+        """Each fresh message's conversation, opened, reopened and touched as needed, and
+        written back."""
+        known = await _load(session, sorted({t for t in targets.values() if isinstance(t, int)}))
         opening = [i for i in fresh if targets[i] is None]
         teams = await _team_ids(session, {batch[i].message.routing.team for i in opening})
-        now = utcnow()
-        opened = {i: _open(batch[i].message, contact_of[i].id, teams, now) for i in opening}
-        if opened:
-            await number_rows(session, [t.row for t in opened.values()])
-            session.add_all(t.row for t in opened.values())
-            await session.flush()
-            session.add_all(
-                ConversationSkill(conversation_id=t.row.id, skill=skill, level=level)
-                for t in opened.values()
-                for skill, level in t.skills
-            )
-
-        threads: dict[int, tuple[_Thread, bool]] = {}
+        conversation_of: dict[int, _Conversation] = {}
         for i in fresh:
             target = targets[i]
             if target is None:
-                threads[i] = (opened[i], True)
+                conversation = _open(batch[i].message, contact_of[i].id, teams, now)
             elif isinstance(target, SameAs):
-                threads[i] = (threads[target.index][0], False)
+                conversation = conversation_of[target.index]
             else:
-                threads[i] = (known[target], False)
-        return threads
+                conversation = known[target]
+            if conversation.status != Status.OPEN.value:
+                conversation.status = Status.OPEN.value
+                conversation.snoozed_until = None
+                conversation.resolved_at = None
+                conversation.reopened = True
+            conversation.last_message_at = max(conversation.last_message_at, now)
+            conversation.last_customer_message_at = now
+            conversation.updated_at = now
+            conversation_of[i] = conversation
+
+        new = [conversation_of[i] for i in opening]
+        ids = await insert_rows(session, Conversation, [
+            {name: getattr(c, name) for name in COLUMNS if name != "id"} for c in new
+        ])
+        for conversation, conversation_id in zip(new, ids, strict=True):
+            conversation.id = conversation_id
+        await insert_plain(session, ConversationSkill, [
+            {"conversation_id": c.id, "skill": skill, "level": level}
+            for c in new
+            for skill, level in c.skills
+        ])
+        if known:
+            table = table_of(Conversation)
+            await session.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in CHANGED}),
+                [
+                    {"b_id": c.id, **{f"b_{name}": getattr(c, name) for name in CHANGED}}
+                    for c in known.values()
+                ],
+            )
+        return conversation_of
 
 
-def _attempt(prepare: Callable[[InboundMessage], _Prepared], message: InboundMessage,
-             ) -> _Prepared | Exception:
+async def _load(session: AsyncSession, ids: list[int]) -> dict[int, _Conversation]:
+    """Conversations to continue, locked in id order so that two processes never wait
+    on each other in a circle, with their tags and skills."""
+    if not ids:
+        return {}
+    table = table_of(Conversation)
+    rows = await session.execute(
+        select(*(table.c[name] for name in COLUMNS))
+        .where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+    )
+    known = {row.id: _Conversation(**row._mapping) for row in rows}
+    tags = await session.execute(
+        select(ConversationTag.conversation_id, ConversationTag.tag)
+        .where(ConversationTag.conversation_id.in_(ids)).order_by(ConversationTag.tag)
+    )
+    for conversation_id, tag in tags:
+        known[conversation_id].tags.append(tag)
+    skills = await session.execute(
+        select(ConversationSkill.conversation_id, ConversationSkill.skill, ConversationSkill.level)
+        .where(ConversationSkill.conversation_id.in_(ids)).order_by(ConversationSkill.skill)
+    )
+    for conversation_id, skill, level in skills:
+        known[conversation_id].skills.append((skill, level))
+    return known
+
+
+def _attempt(
+    prepare: Callable[[InboundMessage], _Prepared], message: InboundMessage
+) -> _Prepared | Exception:
     try:
         return prepare(message)
     except Exception as exc:
@@ -365,8 +444,9 @@ async def _team_ids(session: AsyncSession, names: set[str | None]) -> dict[str, 
 
 def _open(
     message: InboundMessage, contact_id: int, teams: dict[str, int], now: datetime
-) -> _Thread:
-    row = Conversation(
+) -> _Conversation:
+    return _Conversation(
+        id=0,  # until inserted
         channel=message.channel.value,
         subject=(message.subject or "").strip()[:998] or _subject_from(message.text),
         status=Status.OPEN.value,
@@ -381,13 +461,17 @@ def _open(
         last_customer_message_at=None,
         last_message_at=now,
         resolved_at=None,
+        skills=sorted(dict(message.routing.skills).items()),
+        created=True,
     )
-    return _Thread(row, [], sorted(dict(message.routing.skills).items()))
 
 
-def _message_row(item: _Prepared, conversation_id: int, contact_id: int, now: datetime) -> Message:
+def _message_row(
+    item: _Prepared, conversation_id: int, contact_id: int, now: datetime
+) -> _NewMessage:
     message = item.message
-    return Message(
+    return _NewMessage(
+        id=0,  # until inserted
         conversation_id=conversation_id,
         direction=Direction.INBOUND.value,
         channel=message.channel.value,

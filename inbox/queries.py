@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +32,74 @@ from inbox.views import (
 )
 
 
+class ConversationFields(Protocol):
+    """What a summary is built from: a ``Conversation`` row, or ingest's working copy."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def snoozed_until(self) -> datetime | None: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def team_id(self) -> int | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def first_response_at(self) -> datetime | None: ...
+    @property
+    def last_customer_message_at(self) -> datetime | None: ...
+    @property
+    def last_message_at(self) -> datetime: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+
+
+class MessageFields(Protocol):
+    """What a message view is built from: a ``Message`` row, or ingest's new row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def conversation_id(self) -> int: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def author_agent_id(self) -> int | None: ...
+    @property
+    def author_contact_id(self) -> int | None: ...
+    @property
+    def body_text(self) -> str: ...
+    @property
+    def body_html(self) -> str | None: ...
+    @property
+    def message_id_header(self) -> str | None: ...
+    @property
+    def in_reply_to(self) -> str | None: ...
+    @property
+    def references(self) -> str | None: ...
+    @property
+    def delivery_status(self) -> str | None: ...
+    @property
+    def delivery_error(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 def summary_of(
-    c: Conversation,
+    c: ConversationFields,
     contact: ContactView,
     tags: Sequence[str],
     skills: Sequence[tuple[str, int]],
@@ -82,28 +150,14 @@ async def conversation_summaries(
     return result
 
 
-async def tags_and_skills(
-    session: AsyncSession, conversation_id: int
-) -> tuple[list[str], list[tuple[str, int]]]:
-    tags = await session.scalars(
-        select(ConversationTag.tag)
-        .where(ConversationTag.conversation_id == conversation_id)
-        .order_by(ConversationTag.tag)
-    )
-    skills = await session.execute(
-        select(ConversationSkill.skill, ConversationSkill.level)
-        .where(ConversationSkill.conversation_id == conversation_id)
-        .order_by(ConversationSkill.skill)
-    )
-    return list(tags), [(skill, level) for skill, level in skills]
-
-
 async def conversation_summary(session: AsyncSession, conversation_id: int) -> ConversationSummary:
     conversation = await session.get_one(Conversation, conversation_id)
     return (await conversation_summaries(session, [conversation]))[0]
 
 
-def message_view(message: Message, attachments: Sequence[Attachment] = ()) -> MessageView:
+def message_view(
+    message: MessageFields, attachments: Sequence[AttachmentView | Attachment] = ()
+) -> MessageView:
     return MessageView(
         id=message.id, conversation_id=message.conversation_id, direction=message.direction,
         channel=message.channel, author_agent_id=message.author_agent_id,
@@ -114,7 +168,9 @@ def message_view(message: Message, attachments: Sequence[Attachment] = ()) -> Me
         delivery_status=message.delivery_status, delivery_error=message.delivery_error,
         created_at=message.created_at,
         attachments=tuple(
-            AttachmentView(a.id, a.filename, a.media_type, a.size, a.sha256) for a in attachments
+            a if isinstance(a, AttachmentView)
+            else AttachmentView(a.id, a.filename, a.media_type, a.size, a.sha256)
+            for a in attachments
         ),
     )
 
