@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.audit import audit
-from inbox.bulk import insert_rows
+from inbox.bulk import IdRanges, insert_rows
 from inbox.inbound import Sender
 from inbox.models import Contact, ContactIdentity, Conversation, Message
 from inbox.models.base import utcnow
@@ -46,17 +46,21 @@ def identities(channel: Channel, sender: Sender) -> tuple[Identity, ...]:
 
 
 async def _known(session: AsyncSession, wanted: set[Identity]) -> dict[Identity, int]:
-    """Which of ``wanted`` are on file, and whose: one query per channel."""
-    known: dict[Identity, int] = {}
-    for channel in {c for c, _ in wanted}:
-        values = sorted(v for c, v in wanted if c == channel)
-        rows = await session.execute(
-            select(ContactIdentity.value, ContactIdentity.contact_id).where(
-                ContactIdentity.channel == channel.value, ContactIdentity.value.in_(values)
-            )
+    """Which of ``wanted`` are on file, and whose: one query."""
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(ContactIdentity.channel, ContactIdentity.value, ContactIdentity.contact_id).where(
+            or_(*(
+                and_(
+                    ContactIdentity.channel == channel.value,
+                    ContactIdentity.value.in_(sorted(v for c, v in wanted if c == channel)),
+                )
+                for channel in sorted({c for c, _ in wanted})
+            ))
         )
-        known.update(((channel, value), contact_id) for value, contact_id in rows)
-    return known
+    )
+    return {(Channel(channel), value): contact_id for channel, value, contact_id in rows}
 
 
 async def _live_views(session: AsyncSession, ids: set[int]) -> dict[int, ContactView]:
@@ -89,7 +93,9 @@ async def _live_views(session: AsyncSession, ids: set[int]) -> dict[int, Contact
 
 
 async def resolve_contacts(
-    session: AsyncSession, senders: Sequence[tuple[Channel, Sender]]
+    session: AsyncSession,
+    senders: Sequence[tuple[Channel, Sender]],
+    ranges: IdRanges | None = None,
 ) -> list[ContactView]:
     """The contact behind each sender, creating new contacts and identities as needed.
 
@@ -118,7 +124,7 @@ async def resolve_contacts(
                 owner[identity] = found
                 new_identities.append((identity, found))
         chosen.append(found)
-    new_ids = await insert_rows(session, Contact, created)
+    new_ids = await insert_rows(session, Contact, created, ranges)
     made = [
         ContactView(i, row["name"], row["email"])
         for i, row in zip(new_ids, created, strict=True)
@@ -130,7 +136,7 @@ async def resolve_contacts(
     await insert_rows(session, ContactIdentity, [
         {"contact_id": view(found).id, "channel": c.value, "value": v, "created_at": now}
         for (c, v), found in new_identities
-    ])
+    ], ranges)
     return [view(found) for found in chosen]
 
 

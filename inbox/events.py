@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inbox.bulk import insert_rows
+from inbox.bulk import IdRanges, insert_rows
 from inbox.models import Event
 from inbox.models.base import utcnow
 from inbox.views import iso
@@ -66,7 +66,9 @@ class DomainEvent:
 EventSpec = tuple[str, dict[str, Any], int | None]  # kind, payload, conversation id
 
 
-async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[DomainEvent]:
+async def record_events(
+    session: AsyncSession, specs: list[EventSpec], ranges: IdRanges | None = None
+) -> list[DomainEvent]:
     """Write several events with one INSERT; they are published after the commit."""
     now = utcnow()
     for kind, payload, _ in specs:
@@ -76,7 +78,7 @@ async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[D
     ids = await insert_rows(session, Event, [
         {"kind": kind, "conversation_id": conversation_id, "payload": payload, "created_at": now}
         for kind, payload, conversation_id in specs
-    ])
+    ], ranges)
     events = [
         DomainEvent(event_id, kind, conversation_id, payload, now)
         for event_id, (kind, payload, conversation_id) in zip(ids, specs, strict=True)

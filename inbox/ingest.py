@@ -21,22 +21,25 @@ from datetime import datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.batch import MAX_BATCH, Batcher
 from inbox.blobs import BlobStore
-from inbox.bulk import insert_plain, insert_rows, table_of
+from inbox.bulk import IdRanges, insert_plain, insert_rows, table_of
 from inbox.contacts import resolve_contacts
 from inbox.db import Store
 from inbox.events import EventSpec, record_events
 from inbox.inbound import InboundMessage
 from inbox.models import (
     Attachment,
+    Contact,
+    ContactIdentity,
     Conversation,
     ConversationSkill,
     ConversationTag,
+    Event,
     Message,
     Team,
 )
@@ -49,6 +52,7 @@ from inbox.views import AttachmentView, ContactView
 log = logging.getLogger(__name__)
 
 RETRIES = 3
+INLINE_TEXT_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,10 @@ class Ingestor:
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
         """Store ``message`` durably and return where it went. Safe to call concurrently."""
-        prepared = await asyncio.to_thread(self._prepare, message)
+        if message.html or message.attachments or len(message.text) > INLINE_TEXT_CHARS:
+            prepared = await asyncio.to_thread(self._prepare, message)
+        else:  # a hash of a short text: cheaper than the trip to a thread and back
+            prepared = self._prepare(message)
         return await self._batcher.submit(prepared)
 
     async def ingest_many(
@@ -214,24 +221,27 @@ class Ingestor:
                 first[item.key] = i
                 fresh.append(i)
 
+        ranges = IdRanges(Contact, ContactIdentity, Conversation, Message, Attachment, Event)
         contacts = await resolve_contacts(
-            session, [(batch[i].message.channel, batch[i].message.sender) for i in fresh]
+            session, [(batch[i].message.channel, batch[i].message.sender) for i in fresh], ranges
         )
         contact_of = dict(zip(fresh, contacts, strict=True))
         targets = await self._thread(session, batch, fresh, contact_of)
         now = utcnow()
-        conversation_of = await self._conversations(session, batch, fresh, contact_of, targets, now)
+        conversation_of = await self._conversations(
+            session, batch, fresh, contact_of, targets, now, ranges
+        )
 
         messages = [
             _message_row(batch[i], conversation_of[i].id, contact_of[i].id, now) for i in fresh
         ]
         ids = await insert_rows(session, Message, [
             {name: getattr(m, name) for name in MESSAGE_COLUMNS} for m in messages
-        ])
+        ], ranges)
         for message, message_id in zip(messages, ids, strict=True):
             message.id = message_id
         row_of = dict(zip(fresh, messages, strict=True))
-        attachments = await self._attachments(session, batch, row_of)
+        attachments = await self._attachments(session, batch, row_of, ranges)
 
         # Every message of a conversation in this batch sees it as the batch leaves it:
         # all of them arrive at the same ``now``.
@@ -261,7 +271,7 @@ class Ingestor:
                 ("message.created", {"conversation": summary, "message": view}, conversation.id)
             )
             results[i] = IngestResult(conversation.id, row.id, opened, False)
-        await record_events(session, events)
+        await record_events(session, events, ranges)
 
         for i, item in enumerate(batch):
             if results[i] is None:  # the same message twice in this batch
@@ -271,7 +281,11 @@ class Ingestor:
         return [r for r in results if r is not None]
 
     async def _attachments(
-        self, session: AsyncSession, batch: Sequence[_Prepared], row_of: dict[int, _NewMessage]
+        self,
+        session: AsyncSession,
+        batch: Sequence[_Prepared],
+        row_of: dict[int, _NewMessage],
+        ranges: IdRanges,
     ) -> dict[int, list[AttachmentView]]:
         owners = [
             (i, AttachmentView(0, a.filename[:255], a.media_type[:255], len(a.data), sha))
@@ -282,7 +296,7 @@ class Ingestor:
             {"message_id": row_of[i].id, "filename": v.filename, "media_type": v.media_type,
              "size": v.size, "sha256": v.sha256}
             for i, v in owners
-        ])
+        ], ranges)
         found: dict[int, list[AttachmentView]] = {}
         for (i, v), attachment_id in zip(owners, ids, strict=True):
             found.setdefault(i, []).append(replace(v, id=attachment_id))
@@ -327,6 +341,7 @@ class Ingestor:
         contact_of: dict[int, ContactView],
         targets: dict[int, Target],
         now: datetime,
+        ranges: IdRanges,
     ) -> dict[int, _Conversation]:
         """Each fresh message's conversation, opened, reopened and touched as needed, and
         written back."""
@@ -355,7 +370,7 @@ class Ingestor:
         new = [conversation_of[i] for i in opening]
         ids = await insert_rows(session, Conversation, [
             {name: getattr(c, name) for name in COLUMNS if name != "id"} for c in new
-        ])
+        ], ranges)
         for conversation, conversation_id in zip(new, ids, strict=True):
             conversation.id = conversation_id
         await insert_plain(session, ConversationSkill, [
@@ -417,17 +432,22 @@ async def _stored(
 ) -> dict[tuple[str, str, str], tuple[int, int]]:
     """Which of the batch's messages are on file already: key -> (message, conversation)."""
     keys = {item.key for item in batch}
+    by_channel: dict[str, set[str]] = {}
+    for channel, wanted_id, _ in keys:
+        by_channel.setdefault(channel, set()).add(wanted_id)
+    rows = await session.execute(
+        select(Message.channel, Message.external_id, Message.content_hash, Message.id,
+               Message.conversation_id)
+        .where(or_(*(
+            and_(Message.channel == channel, Message.external_id.in_(sorted(ids)))
+            for channel, ids in sorted(by_channel.items())
+        )))
+    )
     found: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for channel in {c for c, _, _ in keys}:
-        external_ids = sorted({e for c, e, _ in keys if c == channel})
-        rows = await session.execute(
-            select(Message.external_id, Message.content_hash, Message.id, Message.conversation_id)
-            .where(Message.channel == channel, Message.external_id.in_(external_ids))
-        )
-        for external_id, content_hash, message_id, conversation_id in rows:
-            key = (channel, external_id, content_hash)
-            if key in keys:
-                found[key] = (message_id, conversation_id)
+    for row_channel, external_id, content_hash, message_id, conversation_id in rows:
+        key = (row_channel, external_id or "", content_hash or "")
+        if key in keys:
+            found[key] = (message_id, conversation_id)
     return found
 
 
