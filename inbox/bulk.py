@@ -7,15 +7,18 @@ connection can write (``BEGIN IMMEDIATE``), so there the next ids are the curren
 maximum plus one, and the rows go in with one ``executemany``.
 
 These are Core inserts: no ORM objects are built, which matters on the ingest path.
+They are synchronous, like all of the ingest path's SQL: async callers run them with
+``Session.run_sync``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, Select, Table, func, insert, select
+from sqlalchemy.orm import Session
 
 from inbox.models.base import Base
 
@@ -26,6 +29,18 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
+# Statements are built once and reused: building one costs more than running it here.
+@cache
+def _insert(table: Table, returning: bool) -> Insert:
+    statement = insert(table)
+    return statement.returning(table.c.id, sort_by_parameter_order=True) if returning else statement
+
+
+@cache
+def _max_ids(tables: tuple[Table, ...]) -> Select[Any]:
+    return select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
+
+
 class IdRanges:
     """Next ids of several tables, read with one statement when first needed (SQLite).
 
@@ -34,22 +49,20 @@ class IdRanges:
     """
 
     def __init__(self, *models: type[Base]) -> None:
-        self.tables = [table_of(m) for m in models]
+        self.tables = tuple(table_of(m) for m in models)
         self._next: dict[str, int] | None = None
 
-    async def take(self, session: AsyncSession, table: Table, count: int) -> list[int]:
+    def take(self, session: Session, table: Table, count: int) -> list[int]:
         if self._next is None:
-            tops = (await session.execute(
-                select(*(select(func.max(t.c.id)).scalar_subquery() for t in self.tables))
-            )).one()
+            tops = session.execute(_max_ids(self.tables)).one()
             self._next = {t.name: (top or 0) + 1 for t, top in zip(self.tables, tops, strict=True)}
         first = self._next[table.name]
         self._next[table.name] = first + count
         return list(range(first, first + count))
 
 
-async def insert_rows(
-    session: AsyncSession,
+def insert_rows(
+    session: Session,
     model: type[Base],
     rows: Sequence[dict[str, Any]],
     ranges: IdRanges | None = None,
@@ -59,28 +72,23 @@ async def insert_rows(
         return []
     table = table_of(model)
     if session.new or session.dirty:  # Core statements do not flush the session
-        await session.flush()
+        session.flush()
     if session.get_bind().dialect.name == "sqlite":
         if ranges is not None and table in ranges.tables:
-            ids = await ranges.take(session, table, len(rows))
+            ids = ranges.take(session, table, len(rows))
         else:
-            top = (await session.scalar(select(func.max(table.c.id)))) or 0
+            top = session.execute(_max_ids((table,))).scalar() or 0
             ids = list(range(top + 1, top + 1 + len(rows)))
-        await session.execute(
-            insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+        session.execute(
+            _insert(table, False), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
         )
         return ids
-    result = await session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
-    )
-    return list(result.scalars())
+    return list(session.execute(_insert(table, True), list(rows)).scalars())
 
 
-async def insert_plain(
-    session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]
-) -> None:
+def insert_plain(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` whose keys are all given (no generated id to fetch)."""
     if rows:
         if session.new or session.dirty:
-            await session.flush()
-        await session.execute(insert(table_of(model)), list(rows))
+            session.flush()
+        session.execute(_insert(table_of(model), False), list(rows))

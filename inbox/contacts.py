@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inbox.audit import audit
 from inbox.bulk import IdRanges, insert_rows
@@ -45,36 +46,34 @@ def identities(channel: Channel, sender: Sender) -> tuple[Identity, ...]:
     return tuple(found)
 
 
-async def _known(session: AsyncSession, wanted: set[Identity]) -> dict[Identity, int]:
-    """Which of ``wanted`` are on file, and whose: one query."""
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(ContactIdentity.channel, ContactIdentity.value, ContactIdentity.contact_id).where(
-            or_(*(
-                and_(
-                    ContactIdentity.channel == channel.value,
-                    ContactIdentity.value.in_(sorted(v for c, v in wanted if c == channel)),
-                )
-                for channel in sorted({c for c, _ in wanted})
-            ))
-        )
-    )
-    return {(Channel(channel), value): contact_id for channel, value, contact_id in rows}
+# Built once: on the ingest path, building a statement costs more than running it.
+_IDENTITIES = select(ContactIdentity.value, ContactIdentity.contact_id).where(
+    ContactIdentity.channel == bindparam("channel"),
+    ContactIdentity.value.in_(bindparam("values", expanding=True)),
+)
+_CONTACTS = select(Contact.id, Contact.name, Contact.email, Contact.merged_into_id).where(
+    Contact.id.in_(bindparam("ids", expanding=True))
+)
 
 
-async def _live_views(session: AsyncSession, ids: set[int]) -> dict[int, ContactView]:
+def _known(session: Session, wanted: set[Identity]) -> dict[Identity, int]:
+    """Which of ``wanted`` are on file, and whose: one query per channel."""
+    known: dict[Identity, int] = {}
+    for channel in sorted({c for c, _ in wanted}):
+        values = sorted(v for c, v in wanted if c == channel)
+        rows = session.execute(_IDENTITIES, {"channel": channel.value, "values": values})
+        known.update(((channel, value), contact_id) for value, contact_id in rows)
+    return known
+
+
+def _live_views(session: Session, ids: set[int]) -> dict[int, ContactView]:
     """Each contact id mapped to the live contact it is, following merges."""
     rows: dict[int, tuple[int | None, ContactView]] = {}
     todo = set(ids)
     for _ in range(32):
         if not todo:
             break
-        result = await session.execute(
-            select(Contact.id, Contact.name, Contact.email, Contact.merged_into_id).where(
-                Contact.id.in_(sorted(todo))
-            )
-        )
+        result = session.execute(_CONTACTS, {"ids": sorted(todo)})
         for cid, name, email, merged_into in result:
             rows[cid] = (merged_into, ContactView(cid, name, email))
         todo = {m for m, _ in rows.values() if m is not None and m not in rows}
@@ -92,8 +91,8 @@ async def _live_views(session: AsyncSession, ids: set[int]) -> dict[int, Contact
     return views
 
 
-async def resolve_contacts(
-    session: AsyncSession,
+def resolve_contacts(
+    session: Session,
     senders: Sequence[tuple[Channel, Sender]],
     ranges: IdRanges | None = None,
 ) -> list[ContactView]:
@@ -104,8 +103,8 @@ async def resolve_contacts(
     batch is one contact. A constant number of statements, however many senders.
     """
     wanted = [identities(channel, sender) for channel, sender in senders]
-    known = await _known(session, {i for ids in wanted for i in ids})
-    views = await _live_views(session, set(known.values()))
+    known = _known(session, {i for ids in wanted for i in ids})
+    views = _live_views(session, set(known.values()))
     now = utcnow()
     # A contact new in this batch is an index into ``created`` until it has an id.
     owner: dict[Identity, ContactView | int] = {i: views[c] for i, c in known.items()}
@@ -124,7 +123,7 @@ async def resolve_contacts(
                 owner[identity] = found
                 new_identities.append((identity, found))
         chosen.append(found)
-    new_ids = await insert_rows(session, Contact, created, ranges)
+    new_ids = insert_rows(session, Contact, created, ranges)
     made = [
         ContactView(i, row["name"], row["email"])
         for i, row in zip(new_ids, created, strict=True)
@@ -133,7 +132,7 @@ async def resolve_contacts(
     def view(found: ContactView | int) -> ContactView:
         return made[found] if isinstance(found, int) else found
 
-    await insert_rows(session, ContactIdentity, [
+    insert_rows(session, ContactIdentity, [
         {"contact_id": view(found).id, "channel": c.value, "value": v, "created_at": now}
         for (c, v), found in new_identities
     ], ranges)
@@ -142,7 +141,8 @@ async def resolve_contacts(
 
 async def resolve_contact(session: AsyncSession, channel: Channel, sender: Sender) -> ContactView:
     """The contact behind ``sender``, created with its identities if new."""
-    return (await resolve_contacts(session, [(channel, sender)]))[0]
+    views = await session.run_sync(resolve_contacts, [(channel, sender)])
+    return views[0]
 
 
 async def merge_contacts(

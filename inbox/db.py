@@ -7,22 +7,35 @@ wait for the writer. Commits are durable (``synchronous=FULL``).
 
 PostgreSQL needs none of that: both handles are one pooled engine, and concurrency is
 settled by row locks and unique constraints.
+
+``write_sync`` runs a synchronous unit of work (plain SQLAlchemy ``Session`` code) in a
+write transaction. The ingest path uses it: on SQLite it runs in a dedicated writer
+thread on a synchronous connection, under the same lock as ``write``, because every
+statement through the async driver costs a round trip between threads (about 1 ms of
+CPU here, against some 0.1 ms on a plain connection). On PostgreSQL it runs through
+``AsyncSession.run_sync`` on the pooled async engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import event, func, select
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 
 from inbox.config import Settings
-from inbox.events import EventHub, pending_events
+from inbox.events import DomainEvent, EventHub, pending_events
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 NOTIFY_CHANNEL = "guichet_events"
 # PostgreSQL caps a NOTIFY payload at 8000 bytes; event ids are sent in chunks below that.
@@ -71,17 +84,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_hooks(engine: Engine, *, writer: bool) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas)
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+
 def _make_sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     engine = create_async_engine(
         url, pool_size=1 if writer else 8, max_overflow=0, pool_timeout=60
     )
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+    _sqlite_hooks(engine.sync_engine, writer=writer)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
 
+def _make_sqlite_sync_writer(url: str) -> Engine:
+    """A plain pysqlite engine on the same file, used only from the writer thread."""
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_sync_engine(
+        sync_url, pool_size=1, max_overflow=0, pool_timeout=60,
+        connect_args={"check_same_thread": False},
+    )
+    _sqlite_hooks(engine, writer=True)
     return engine
 
 
@@ -99,11 +126,17 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _make_sqlite_engine(database_url, writer=True)
             self.read_engine = _make_sqlite_engine(database_url, writer=False)
+            self._sync_writer: Engine | None = _make_sqlite_sync_writer(database_url)
+            self._writer_thread: ThreadPoolExecutor | None = ThreadPoolExecutor(
+                1, thread_name_prefix="guichet-sqlite-writer"
+            )
         else:
             self.write_engine = create_engine(
                 database_url, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+            self._sync_writer = None
+            self._writer_thread = None
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @classmethod
@@ -130,6 +163,32 @@ class Store:
         if events:
             self.hub.dispatch(events)
 
+    async def write_sync(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``work(session, *args)`` in a write transaction, committed if it returns.
+
+        Like ``write``, events it records are published only after the commit.
+        """
+        if self._write_lock is None:
+            async with self.write() as session:
+                return await session.run_sync(work, *args, **kwargs)
+        assert self._sync_writer is not None and self._writer_thread is not None
+        engine = self._sync_writer
+
+        def transaction() -> tuple[T, list[DomainEvent]]:
+            with Session(engine, expire_on_commit=False) as session:
+                with session.begin():
+                    result = work(session, *args, **kwargs)
+                return result, pending_events(session)
+
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            result, events = await loop.run_in_executor(self._writer_thread, transaction)
+        if events:
+            self.hub.dispatch(events)
+        return result
+
     async def _notify_in_transaction(self, session: AsyncSession) -> None:
         # NOTIFY is transactional: listeners (this process included) hear it at commit.
         ids = [str(e.id) for e in pending_events(session)]
@@ -145,6 +204,11 @@ class Store:
                 yield session
 
     async def close(self) -> None:
+        if self._writer_thread is not None and self._sync_writer is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer_thread, self._sync_writer.dispose
+            )
+            self._writer_thread.shutdown(wait=True)
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

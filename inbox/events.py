@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inbox.bulk import IdRanges, insert_rows
 from inbox.models import Event
@@ -66,8 +67,8 @@ class DomainEvent:
 EventSpec = tuple[str, dict[str, Any], int | None]  # kind, payload, conversation id
 
 
-async def record_events(
-    session: AsyncSession, specs: list[EventSpec], ranges: IdRanges | None = None
+def insert_events(
+    session: Session, specs: list[EventSpec], ranges: IdRanges | None = None
 ) -> list[DomainEvent]:
     """Write several events with one INSERT; they are published after the commit."""
     now = utcnow()
@@ -75,7 +76,7 @@ async def record_events(
         missing = EVENT_SCHEMA[kind] - payload.keys()
         if missing:
             raise ValueError(f"event {kind} lacks {sorted(missing)}")
-    ids = await insert_rows(session, Event, [
+    ids = insert_rows(session, Event, [
         {"kind": kind, "conversation_id": conversation_id, "payload": payload, "created_at": now}
         for kind, payload, conversation_id in specs
     ], ranges)
@@ -87,13 +88,17 @@ async def record_events(
     return events
 
 
+async def record_events(session: AsyncSession, specs: list[EventSpec]) -> list[DomainEvent]:
+    return await session.run_sync(insert_events, specs)
+
+
 async def record_event(
     session: AsyncSession, kind: str, payload: dict[str, Any], conversation_id: int | None = None
 ) -> DomainEvent:
     return (await record_events(session, [(kind, payload, conversation_id)]))[0]
 
 
-def pending_events(session: AsyncSession) -> list[DomainEvent]:
+def pending_events(session: AsyncSession | Session) -> list[DomainEvent]:
     events: list[DomainEvent] = session.info.pop(PENDING_KEY, [])
     return events
 

@@ -21,16 +21,16 @@ from datetime import datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import BindParameter, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inbox.batch import MAX_BATCH, Batcher
 from inbox.blobs import BlobStore
 from inbox.bulk import IdRanges, insert_plain, insert_rows, table_of
 from inbox.contacts import resolve_contacts
 from inbox.db import Store
-from inbox.events import EventSpec, record_events
+from inbox.events import EventSpec, insert_events
 from inbox.inbound import InboundMessage
 from inbox.models import (
     Attachment,
@@ -141,6 +141,30 @@ class _NewMessage:
 
 MESSAGE_COLUMNS = tuple(f.name for f in fields(_NewMessage) if f.name != "id")
 
+# The statements of the store step, built once: building one costs more than running it.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_STORED = select(
+    Message.external_id, Message.content_hash, Message.id, Message.conversation_id
+).where(Message.channel == bindparam("channel"), Message.external_id.in_(_IDS))
+_TEAMS = select(Team.name, Team.id).where(Team.name.in_(bindparam("names", expanding=True)))
+_CONVERSATIONS = (
+    select(*(table_of(Conversation).c[name] for name in COLUMNS))
+    .where(Conversation.id.in_(_IDS)).order_by(Conversation.id).with_for_update()
+)
+_TAGS = (
+    select(ConversationTag.conversation_id, ConversationTag.tag)
+    .where(ConversationTag.conversation_id.in_(_IDS)).order_by(ConversationTag.tag)
+)
+_SKILLS = (
+    select(ConversationSkill.conversation_id, ConversationSkill.skill, ConversationSkill.level)
+    .where(ConversationSkill.conversation_id.in_(_IDS)).order_by(ConversationSkill.skill)
+)
+_TOUCH = (
+    update(table_of(Conversation))
+    .where(table_of(Conversation).c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in CHANGED})
+)
+
 
 class Ingestor:
     def __init__(
@@ -205,12 +229,11 @@ class Ingestor:
         raise AssertionError("unreachable")
 
     async def _transaction(self, batch: Sequence[_Prepared]) -> list[IngestResult]:
-        async with self.store.write() as session:
-            return await self._store(session, batch)
+        return await self.store.write_sync(self._store, batch)
 
-    async def _store(self, session: AsyncSession, batch: Sequence[_Prepared]) -> list[IngestResult]:
+    def _store(self, session: Session, batch: Sequence[_Prepared]) -> list[IngestResult]:
         results: list[IngestResult | None] = [None] * len(batch)
-        on_file = await _stored(session, batch)
+        on_file = _stored(session, batch)
         first: dict[tuple[str, str, str], int] = {}  # key -> first index of it in the batch
         fresh: list[int] = []
         for i, item in enumerate(batch):
@@ -222,26 +245,26 @@ class Ingestor:
                 fresh.append(i)
 
         ranges = IdRanges(Contact, ContactIdentity, Conversation, Message, Attachment, Event)
-        contacts = await resolve_contacts(
+        contacts = resolve_contacts(
             session, [(batch[i].message.channel, batch[i].message.sender) for i in fresh], ranges
         )
         contact_of = dict(zip(fresh, contacts, strict=True))
-        targets = await self._thread(session, batch, fresh, contact_of)
+        targets = self._thread(session, batch, fresh, contact_of)
         now = utcnow()
-        conversation_of = await self._conversations(
+        conversation_of = self._conversations(
             session, batch, fresh, contact_of, targets, now, ranges
         )
 
         messages = [
             _message_row(batch[i], conversation_of[i].id, contact_of[i].id, now) for i in fresh
         ]
-        ids = await insert_rows(session, Message, [
+        ids = insert_rows(session, Message, [
             {name: getattr(m, name) for name in MESSAGE_COLUMNS} for m in messages
         ], ranges)
         for message, message_id in zip(messages, ids, strict=True):
             message.id = message_id
         row_of = dict(zip(fresh, messages, strict=True))
-        attachments = await self._attachments(session, batch, row_of, ranges)
+        attachments = self._attachments(session, batch, row_of, ranges)
 
         # Every message of a conversation in this batch sees it as the batch leaves it:
         # all of them arrive at the same ``now``.
@@ -271,7 +294,7 @@ class Ingestor:
                 ("message.created", {"conversation": summary, "message": view}, conversation.id)
             )
             results[i] = IngestResult(conversation.id, row.id, opened, False)
-        await record_events(session, events, ranges)
+        insert_events(session, events, ranges)
 
         for i, item in enumerate(batch):
             if results[i] is None:  # the same message twice in this batch
@@ -280,9 +303,9 @@ class Ingestor:
                 results[i] = IngestResult(again.conversation_id, again.message_id, False, True)
         return [r for r in results if r is not None]
 
-    async def _attachments(
+    def _attachments(
         self,
-        session: AsyncSession,
+        session: Session,
         batch: Sequence[_Prepared],
         row_of: dict[int, _NewMessage],
         ranges: IdRanges,
@@ -292,7 +315,7 @@ class Ingestor:
             for i in row_of
             for a, sha in zip(batch[i].message.attachments, batch[i].blobs, strict=True)
         ]
-        ids = await insert_rows(session, Attachment, [
+        ids = insert_rows(session, Attachment, [
             {"message_id": row_of[i].id, "filename": v.filename, "media_type": v.media_type,
              "size": v.size, "sha256": v.sha256}
             for i, v in owners
@@ -302,9 +325,9 @@ class Ingestor:
             found.setdefault(i, []).append(replace(v, id=attachment_id))
         return found
 
-    async def _thread(
+    def _thread(
         self,
-        session: AsyncSession,
+        session: Session,
         batch: Sequence[_Prepared],
         fresh: list[int],
         contact_of: dict[int, ContactView],
@@ -316,7 +339,7 @@ class Ingestor:
             if not mine:
                 continue
             threader = self.threaders.get(channel, DEFAULT_THREADERS[channel])
-            answers = await threader(
+            answers = threader(
                 session, [Threadable(batch[i].message, contact_of[i].id) for i in mine]
             )
             if len(answers) != len(mine):
@@ -333,9 +356,9 @@ class Ingestor:
                 targets[i] = target
         return targets
 
-    async def _conversations(
+    def _conversations(
         self,
-        session: AsyncSession,
+        session: Session,
         batch: Sequence[_Prepared],
         fresh: list[int],
         contact_of: dict[int, ContactView],
@@ -345,9 +368,9 @@ class Ingestor:
     ) -> dict[int, _Conversation]:
         """Each fresh message's conversation, opened, reopened and touched as needed, and
         written back."""
-        known = await _load(session, sorted({t for t in targets.values() if isinstance(t, int)}))
+        known = _load(session, sorted({t for t in targets.values() if isinstance(t, int)}))
         opening = [i for i in fresh if targets[i] is None]
-        teams = await _team_ids(session, {batch[i].message.routing.team for i in opening})
+        teams = _team_ids(session, {batch[i].message.routing.team for i in opening})
         conversation_of: dict[int, _Conversation] = {}
         for i in fresh:
             target = targets[i]
@@ -368,22 +391,19 @@ class Ingestor:
             conversation_of[i] = conversation
 
         new = [conversation_of[i] for i in opening]
-        ids = await insert_rows(session, Conversation, [
+        ids = insert_rows(session, Conversation, [
             {name: getattr(c, name) for name in COLUMNS if name != "id"} for c in new
         ], ranges)
         for conversation, conversation_id in zip(new, ids, strict=True):
             conversation.id = conversation_id
-        await insert_plain(session, ConversationSkill, [
+        insert_plain(session, ConversationSkill, [
             {"conversation_id": c.id, "skill": skill, "level": level}
             for c in new
             for skill, level in c.skills
         ])
         if known:
-            table = table_of(Conversation)
-            await session.execute(
-                update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values({name: bindparam(f"b_{name}") for name in CHANGED}),
+            session.execute(
+                _TOUCH,
                 [
                     {"b_id": c.id, **{f"b_{name}": getattr(c, name) for name in CHANGED}}
                     for c in known.values()
@@ -392,28 +412,16 @@ class Ingestor:
         return conversation_of
 
 
-async def _load(session: AsyncSession, ids: list[int]) -> dict[int, _Conversation]:
+def _load(session: Session, ids: list[int]) -> dict[int, _Conversation]:
     """Conversations to continue, locked in id order so that two processes never wait
     on each other in a circle, with their tags and skills."""
     if not ids:
         return {}
-    table = table_of(Conversation)
-    rows = await session.execute(
-        select(*(table.c[name] for name in COLUMNS))
-        .where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
-    )
+    rows = session.execute(_CONVERSATIONS, {"ids": ids})
     known = {row.id: _Conversation(**row._mapping) for row in rows}
-    tags = await session.execute(
-        select(ConversationTag.conversation_id, ConversationTag.tag)
-        .where(ConversationTag.conversation_id.in_(ids)).order_by(ConversationTag.tag)
-    )
-    for conversation_id, tag in tags:
+    for conversation_id, tag in session.execute(_TAGS, {"ids": ids}):
         known[conversation_id].tags.append(tag)
-    skills = await session.execute(
-        select(ConversationSkill.conversation_id, ConversationSkill.skill, ConversationSkill.level)
-        .where(ConversationSkill.conversation_id.in_(ids)).order_by(ConversationSkill.skill)
-    )
-    for conversation_id, skill, level in skills:
+    for conversation_id, skill, level in session.execute(_SKILLS, {"ids": ids}):
         known[conversation_id].skills.append((skill, level))
     return known
 
@@ -427,35 +435,29 @@ def _attempt(
         return exc
 
 
-async def _stored(
-    session: AsyncSession, batch: Sequence[_Prepared]
+def _stored(
+    session: Session, batch: Sequence[_Prepared]
 ) -> dict[tuple[str, str, str], tuple[int, int]]:
     """Which of the batch's messages are on file already: key -> (message, conversation)."""
     keys = {item.key for item in batch}
     by_channel: dict[str, set[str]] = {}
     for channel, wanted_id, _ in keys:
         by_channel.setdefault(channel, set()).add(wanted_id)
-    rows = await session.execute(
-        select(Message.channel, Message.external_id, Message.content_hash, Message.id,
-               Message.conversation_id)
-        .where(or_(*(
-            and_(Message.channel == channel, Message.external_id.in_(sorted(ids)))
-            for channel, ids in sorted(by_channel.items())
-        )))
-    )
     found: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for row_channel, external_id, content_hash, message_id, conversation_id in rows:
-        key = (row_channel, external_id or "", content_hash or "")
-        if key in keys:
-            found[key] = (message_id, conversation_id)
+    for channel, ids in sorted(by_channel.items()):
+        rows = session.execute(_STORED, {"channel": channel, "ids": sorted(ids)})
+        for external_id, content_hash, message_id, conversation_id in rows:
+            key = (channel, external_id or "", content_hash or "")
+            if key in keys:
+                found[key] = (message_id, conversation_id)
     return found
 
 
-async def _team_ids(session: AsyncSession, names: set[str | None]) -> dict[str, int]:
+def _team_ids(session: Session, names: set[str | None]) -> dict[str, int]:
     wanted = sorted(n for n in names if n)
     if not wanted:
         return {}
-    rows = await session.execute(select(Team.name, Team.id).where(Team.name.in_(wanted)))
+    rows = session.execute(_TEAMS, {"names": wanted})
     found = {name: team_id for name, team_id in rows}
     for name in set(wanted) - found.keys():
         log.warning("channel named unknown team %r; leaving conversation without team", name)

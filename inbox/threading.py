@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from inbox.inbound import MAX_HEADER_CHARS, InboundMessage
 from inbox.models import Conversation, Message
@@ -49,11 +49,20 @@ class SameAs:
 
 Target = int | SameAs | None
 
+# Built once: on the ingest path, building a statement costs more than running it.
+_OWNERS = select(Conversation.id, Conversation.contact_id).where(
+    Conversation.id.in_(bindparam("ids", expanding=True))
+)
+_BY_MESSAGE_ID = select(Message.message_id_header, Message.id, Message.conversation_id).where(
+    Message.message_id_header.in_(bindparam("ids", expanding=True)),
+    Message.channel == Channel.EMAIL.value,
+)
+
 
 class Threader(Protocol):
-    async def __call__(
-        self, session: AsyncSession, batch: Sequence[Threadable]
-    ) -> list[Target]: ...
+    """Synchronous, like the rest of the ingest transaction (see ``inbox.ingest``)."""
+
+    def __call__(self, session: Session, batch: Sequence[Threadable]) -> list[Target]: ...
 
 
 def header(value: str | None) -> str | None:
@@ -61,17 +70,13 @@ def header(value: str | None) -> str | None:
     return value if value and len(value) <= MAX_HEADER_CHARS else None
 
 
-async def by_conversation_hint(
-    session: AsyncSession, batch: Sequence[Threadable]
-) -> list[Target]:
+def by_conversation_hint(session: Session, batch: Sequence[Threadable]) -> list[Target]:
     hinted = sorted({
         t.message.conversation_id for t in batch if t.message.conversation_id is not None
     })
     owners: dict[int, int] = {}
     if hinted:
-        rows = await session.execute(
-            select(Conversation.id, Conversation.contact_id).where(Conversation.id.in_(hinted))
-        )
+        rows = session.execute(_OWNERS, {"ids": hinted})
         owners = {conversation_id: contact_id for conversation_id, contact_id in rows}
     return [
         t.message.conversation_id
@@ -82,8 +87,8 @@ async def by_conversation_hint(
     ]
 
 
-async def by_email_headers(session: AsyncSession, batch: Sequence[Threadable]) -> list[Target]:
-    targets = await by_conversation_hint(session, batch)
+def by_email_headers(session: Session, batch: Sequence[Threadable]) -> list[Target]:
+    targets = by_conversation_hint(session, batch)
     parents = [
         [h for h in (t.message.thread.in_reply_to, *t.message.thread.references)
          if h is not None and header(h)]
@@ -94,11 +99,7 @@ async def by_email_headers(session: AsyncSession, batch: Sequence[Threadable]) -
     wanted = sorted({h for hs in parents for h in hs})
     stored: dict[str, tuple[int, int]] = {}  # Message-ID -> (latest message, its conversation)
     if wanted:
-        rows = await session.execute(
-            select(Message.message_id_header, Message.id, Message.conversation_id).where(
-                Message.message_id_header.in_(wanted), Message.channel == Channel.EMAIL.value
-            )
-        )
+        rows = session.execute(_BY_MESSAGE_ID, {"ids": wanted})
         for message_id, row_id, conversation_id in rows:
             if message_id is None:
                 continue
@@ -120,7 +121,7 @@ async def by_email_headers(session: AsyncSession, batch: Sequence[Threadable]) -
     return targets
 
 
-async def never(session: AsyncSession, batch: Sequence[Threadable]) -> list[Target]:
+def never(session: Session, batch: Sequence[Threadable]) -> list[Target]:
     return [None] * len(batch)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inbox.actions.conversations import ConversationChanges, update_conversation
 from inbox.blobs import BlobStore
@@ -117,10 +117,10 @@ async def test_attachments_of_a_batch_go_to_their_own_messages(
 
 
 async def test_a_failing_message_in_a_batch_fails_alone(store: Store) -> None:
-    async def fragile(session: AsyncSession, batch: Sequence[Threadable]) -> list[Target]:
+    def fragile(session: Session, batch: Sequence[Threadable]) -> list[Target]:
         if any(t.message.text == "boom" for t in batch):
             raise RuntimeError("threader failed")
-        return await DEFAULT_THREADERS[Channel.EMAIL](session, batch)
+        return DEFAULT_THREADERS[Channel.EMAIL](session, batch)
 
     ingestor = Ingestor(store, BlobStore(store.data_dir / "blobs"), {Channel.EMAIL: fragile})
     outcomes = await ingestor.ingest_many([

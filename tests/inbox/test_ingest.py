@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from inbox.blobs import BlobStore
 from inbox.db import Store
@@ -106,10 +106,10 @@ async def test_a_failing_message_does_not_stop_the_others(store: Store) -> None:
     """Concurrent ingests share a commit on SQLite; one that fails must take only its own
     rows and events with it."""
 
-    async def fragile(session: AsyncSession, batch: Sequence[Threadable]) -> list[Target]:
+    def fragile(session: Session, batch: Sequence[Threadable]) -> list[Target]:
         if any(t.message.text == "boom" for t in batch):
             raise RuntimeError("threader failed")
-        return await DEFAULT_THREADERS[Channel.EMAIL](session, batch)
+        return DEFAULT_THREADERS[Channel.EMAIL](session, batch)
 
     ingestor = Ingestor(store, BlobStore(store.data_dir / "blobs"), {Channel.EMAIL: fragile})
     messages = [inbound(f"<{i}@x>", sender=f"s{i}@example.com", text=f"fine {i}")
