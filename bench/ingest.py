@@ -47,12 +47,14 @@ TARGET_SQLITE_MSGS_PER_S = 1500
 
 
 class StatementCounter:
-    """Counts SQL statements the store's writer sends: on SQLite BEGIN IMMEDIATE and
-    savepoints included, on PostgreSQL pg_notify included; COMMIT is not a statement."""
+    """Counts SQL statements the store's writers send (on SQLite the async writer and
+    the ingest thread's connection): BEGIN IMMEDIATE and pg_notify included, COMMIT not."""
 
     def __init__(self, store: Store) -> None:
         self.count = 0
         event.listen(store.write_engine.sync_engine, "before_cursor_execute", self._seen)
+        if store.sync_write_engine is not None:
+            event.listen(store.sync_write_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, *_args: Any) -> None:
         self.count += 1

@@ -126,7 +126,7 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _make_sqlite_engine(database_url, writer=True)
             self.read_engine = _make_sqlite_engine(database_url, writer=False)
-            self._sync_writer: Engine | None = _make_sqlite_sync_writer(database_url)
+            self.sync_write_engine: Engine | None = _make_sqlite_sync_writer(database_url)
             self._writer_thread: ThreadPoolExecutor | None = ThreadPoolExecutor(
                 1, thread_name_prefix="guichet-sqlite-writer"
             )
@@ -135,7 +135,7 @@ class Store:
                 database_url, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
-            self._sync_writer = None
+            self.sync_write_engine = None
             self._writer_thread = None
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -173,8 +173,8 @@ class Store:
         if self._write_lock is None:
             async with self.write() as session:
                 return await session.run_sync(work, *args, **kwargs)
-        assert self._sync_writer is not None and self._writer_thread is not None
-        engine = self._sync_writer
+        assert self.sync_write_engine is not None and self._writer_thread is not None
+        engine = self.sync_write_engine
 
         def transaction() -> tuple[T, list[DomainEvent]]:
             with Session(engine, expire_on_commit=False) as session:
@@ -204,9 +204,9 @@ class Store:
                 yield session
 
     async def close(self) -> None:
-        if self._writer_thread is not None and self._sync_writer is not None:
+        if self._writer_thread is not None and self.sync_write_engine is not None:
             await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._sync_writer.dispose
+                self._writer_thread, self.sync_write_engine.dispose
             )
             self._writer_thread.shutdown(wait=True)
         await self.write_engine.dispose()
