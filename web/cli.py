@@ -30,6 +30,7 @@ from inbox.db import Store
 from inbox.migrate import upgrade
 from inbox.queries import agent_by_email
 from inbox.types import Channel, Role
+from routing.simulate import main as simulate_main
 
 EXIT_USAGE = 2
 
@@ -86,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser("create", help="print a new API token for an agent")
     create.add_argument("email")
     _db_options(create)
+
+    # Listed here for `guichet --help`; main() hands its arguments to routing.simulate.
+    simulate = commands.add_parser(
+        "simulate", add_help=False,
+        help="simulate a routing scenario day: the real router, a naive one and the bound",
+    )
+    simulate.add_argument("simulate_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -216,6 +224,9 @@ COMMANDS: dict[tuple[str, ...], Callable[[argparse.Namespace], Coroutine[Any, An
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # its own parser, so its --help is its own
+        return simulate_main(argv[1:], prog="guichet simulate")
     args = build_parser().parse_args(argv)
     key = tuple(
         v for v in (args.command, getattr(args, "agent_command", None),

@@ -4,6 +4,7 @@ file, or a fresh PostgreSQL schema when GUICHET_TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -225,3 +226,28 @@ async def test_serve_demo_answers_and_stops_cleanly_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+SCENARIO_S = Path(__file__).resolve().parents[2] / "routing" / "scenarios" / "s.json"
+
+
+async def test_simulate_prints_the_fixed_json_keys(tmp_path: Path) -> None:
+    scenario = SCENARIO_S
+    chart = tmp_path / "day.svg"
+    run = await guichet("simulate", str(scenario), "--json", "--no-progress",
+                        "--chart", str(chart))
+    assert run.code == 0, run.stderr
+    result = json.loads(run.stdout)
+    keys = {"chat_sl60", "chat_asa_s", "email_within_sla", "form_within_sla", "all_asa_s",
+            "occupancy_cv", "duplicate_assignments", "never_assigned"}
+    assert keys <= result["guichet"].keys() and keys <= result["baseline"].keys()
+    assert {"chat_sl60", "all_asa_s"} <= result["bound"].keys()
+    assert 0 <= result["gap_closed"] <= 1
+    assert result["guichet"]["duplicate_assignments"] == 0
+    assert (await asyncio.to_thread(chart.read_text)).lstrip().startswith("<svg")
+
+
+async def test_simulate_with_a_missing_file_exits_2(tmp_path: Path) -> None:
+    run = await guichet("simulate", str(tmp_path / "none.json"), "--json")
+    assert run.code == 2
+    assert "none.json" in run.stderr and run.stdout == ""
