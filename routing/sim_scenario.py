@@ -157,9 +157,18 @@ class Scenario:
         return [self.day_start + i * HALF_HOUR_S for i in range(count)]
 
 
+MAX_SCENARIO_BYTES = 1024 * 1024
+
+
 def load_scenario(path: Path) -> Scenario:
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_SCENARIO_BYTES + 1)
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError("file", f"larger than {MAX_SCENARIO_BYTES} bytes")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("file", f"not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"line {exc.lineno}", f"not JSON ({exc.msg})") from None
     return parse_scenario(data)

@@ -400,3 +400,16 @@ def test_gap_closed_is_clamped() -> None:
     assert gap_closed(100.0, 120.0, 50.0) == 0.0
     assert gap_closed(100.0, 40.0, 50.0) == 1.0
     assert gap_closed(50.0, 50.0, 50.0) == 1.0
+
+
+def test_a_scenario_file_that_is_not_utf8_or_too_large_is_refused(tmp_path: Path) -> None:
+    from routing.sim_scenario import MAX_SCENARIO_BYTES, ScenarioError, load_scenario
+
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ScenarioError, match="UTF-8"):
+        load_scenario(binary)
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (MAX_SCENARIO_BYTES + 1))
+    with pytest.raises(ScenarioError, match="larger than"):
+        load_scenario(huge)
