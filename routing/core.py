@@ -12,8 +12,14 @@ Vocabulary:
 * An ``Agent`` has a presence, skills with levels, a capacity per channel, and the number
   of conversations it holds per channel (its load).
 * An agent is **eligible** for a conversation at ``now`` when it is online, not marked
-  not-responding, has capacity left on the conversation's channel, and holds every skill
-  the conversation still requires at ``now`` at the required level or above.
+  not-responding, has capacity left on the conversation's channel and, if it has
+  ``slots`` (a cap on conversations over all channels), a slot left; and it holds every
+  skill the conversation still requires at ``now`` at the required level or above.
+* With ``chat_interrupts``, chat may interrupt deferrable work (email and forms): for a
+  chat only the chats an agent holds count against its slots, so an agent busy with an
+  email can take a chat and put the email aside. An agent that needs no interrupting is
+  preferred to one that does; an agent holding a chat still gets no new email or form
+  beyond its slots.
 * ``decide(now)`` returns the assignments to make now. It is greedy and work-conserving:
   after it returns, no waiting conversation has an eligible agent with capacity left.
 
@@ -23,9 +29,13 @@ before email and forms; then chat by arrival time and email/forms by SLA deadlin
 arrival, then id.
 
 Choice among eligible agents follows ``Policy``; ties are broken by agent id so results
-are reproducible. A returning customer's previous agent (``Waiting.sticky_agent``) is
-preferred while ``now < sticky_until`` (with no end if ``sticky_until`` is None) if that
-agent is eligible; after that, any agent.
+are reproducible. With ``spare_scarce`` (the default) the policy is applied among the
+eligible agents that could serve the fewest other waiting conversations: an agent whose
+other skills are in demand is kept for that demand (agents with identical skills share
+one count, kept up to date as conversations wait and leave). A returning customer's
+previous agent (``Waiting.sticky_agent``) is preferred while ``now < sticky_until``
+(with no end if ``sticky_until`` is None) if that agent is eligible; after that, any
+agent.
 
 ``now`` never goes backwards from one call to the next. Agents are grouped by identical
 skills, so eligibility is checked once per group; conversations are grouped by channel and
@@ -86,6 +96,7 @@ class Agent:
     load: dict[Channel, int] = field(default_factory=dict)  # missing channel: 0
     idle_since: float = 0.0
     not_responding_until: float = 0.0
+    slots: int | None = None  # conversations at once over all channels (None: no cap)
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ class _Group:
     key: frozenset[tuple[str, int]]
     skills: dict[str, int]
     members: int = 0
+    backlog: int = 0  # conversations waiting that these agents could serve, all channels
     # Per channel, the members that could take work on it now, best first by the policy.
     free: dict[Channel, _Ranking] = field(default_factory=lambda: {c: _Ranking() for c in Channel})
     classes: dict[Channel, list[_Class]] = field(default_factory=lambda: {c: [] for c in Channel})
@@ -207,11 +219,15 @@ class Router:
         policy: Policy = Policy.LEAST_LOADED,
         *,
         chat_first: bool = True,
+        chat_interrupts: bool = False,
+        spare_scarce: bool = True,
         offer_chats: bool = False,
         not_responding_s: float = 120.0,
     ) -> None:
         self._policy = policy
         self._chat_first = chat_first
+        self._chat_interrupts = chat_interrupts
+        self._spare = spare_scarce
         self._offer_chats = offer_chats
         self._not_responding_s = not_responding_s
         self._now = -math.inf  # the latest ``now`` seen
@@ -375,13 +391,12 @@ class Router:
         later = int(self._chat_first and waiting.channel != Channel.CHAT)
         return (-waiting.priority, later, due, waiting.waiting_since)
 
-    def _merit(self, agent: Agent, load: int, capacity: int) -> Key:
-        ratio = load / capacity
+    def _merit(self, agent: Agent, ratio: float, interrupts: bool) -> Key:
         if self._policy is Policy.LEAST_LOADED:
-            return (ratio, agent.idle_since)
+            return (interrupts, ratio, agent.idle_since)
         if self._policy is Policy.LONGEST_IDLE:
-            return (agent.idle_since, ratio)
-        return (len(agent.skills), ratio)
+            return (interrupts, agent.idle_since, ratio)
+        return (interrupts, len(agent.skills), ratio)
 
     # -- agent bookkeeping ----------------------------------------------------------
     def _tick(self, now: float) -> None:
@@ -392,15 +407,27 @@ class Router:
         agent, group = state.agent, state.group
         online = agent.presence == Presence.ONLINE
         resting = agent.not_responding_until > self._now
+        slots = agent.slots
+        total = sum(n for n in agent.load.values() if n > 0)
         for channel in channels:
             load = agent.load.get(channel, 0)
             if load <= 0 and state.held[channel]:
                 for conversation_id in list(state.held[channel]):
                     self._forget(conversation_id)  # all of it finished: none can be declined
             capacity = agent.capacity.get(channel, 0)
+            room = online and not resting and load < capacity
+            ratio = load / capacity if capacity else 0.0
+            interrupts = False
+            if room and slots is not None:
+                if self._chat_interrupts and channel == Channel.CHAT:
+                    room = max(load, 0) < slots
+                    interrupts = total >= slots
+                else:
+                    room = total < slots
+                ratio = max(ratio, total / slots)
             free = group.free[channel]
-            if online and not resting and load < capacity:
-                if free.put(agent.id, self._merit(agent, load, capacity)):
+            if room:
+                if free.put(agent.id, self._merit(agent, ratio, interrupts)):
                     self._dirty.update(group.classes[channel])
             else:
                 free.discard(agent.id)
@@ -421,6 +448,7 @@ class Router:
                 if _covers(skills, cls.needs):
                     cls.groups.append(group)
                     group.classes[cls.channel].append(cls)
+                    group.backlog += len(cls.queue)
         return group
 
     def _drop(self, state: _AgentState) -> None:
@@ -453,8 +481,10 @@ class Router:
         cls = self._class(waiting.channel, needs)
         if cls is not entry.cls:
             if entry.cls is not None:
-                entry.cls.queue.discard(waiting.id)
+                self._take(entry.cls, waiting.id)
             cls.queue.put(waiting.id, entry.key)
+            for group in cls.groups:
+                group.backlog += 1
             entry.cls = cls
             self._dirty.add(cls)
         self._schedule_relax(entry, now)
@@ -496,9 +526,15 @@ class Router:
         conversation_id = entry.waiting.id
         del self._entries[conversation_id]
         if entry.cls is not None:
-            entry.cls.queue.discard(conversation_id)
+            self._take(entry.cls, conversation_id)
         order = self._order[entry.waiting.channel]
         del order[bisect_left(order, (entry.key, conversation_id))]
+
+    @staticmethod
+    def _take(cls: _Class, conversation_id: int) -> None:
+        cls.queue.discard(conversation_id)
+        for group in cls.groups:
+            group.backlog -= 1
 
     def _forget(self, conversation_id: int) -> None:
         record = self._assigned.pop(conversation_id, None)
@@ -525,7 +561,11 @@ class Router:
             if not free:
                 continue
             top = free.first()
-            if top is not None and (best is None or top < best):
+            if top is None:
+                continue
+            if self._spare:
+                top = ((group.backlog, *top[0]), top[1])
+            if best is None or top < best:
                 best = top
         return None if best is None else best[1]
 
@@ -537,6 +577,6 @@ class Router:
         state.agent.load[channel] = state.agent.load.get(channel, 0) + 1
         self._assigned[waiting.id] = (waiting, agent_id)
         state.held[channel].add(waiting.id)
-        self._index(state, (channel,))
+        self._index(state, (channel,) if state.agent.slots is None else _CHANNELS)
         offer = self._offer_chats and channel == Channel.CHAT
         return Assignment(waiting.id, agent_id, channel, offer)

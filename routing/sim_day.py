@@ -7,22 +7,19 @@ replays them through a router with the clock passed in: it tells the router what
 after every event, and starts a service for each assignment. It records facts in a
 ``Ledger`` and judges nothing.
 
-Tier A allows one conversation per agent over all channels, which ``routing.core`` cannot
-express (capacity is per channel). The simulator enforces it from outside: an idle agent
-has capacity 1 on each channel it works; a busy agent's capacity equals its load, so it
-has room nowhere. A single ``decide`` may still hand one idle agent a chat *and* an email;
-the first assignment to an already busy agent and every assignment after it are handed
-back with ``requeue`` and ``decide`` is asked again, which yields exactly what a router
-aware of the one-slot rule would have decided. Each round keeps at least one assignment,
-so the loop ends; an assignment to an agent that was busy before ``decide`` began is a
-router fault and stops the run.
+Tier A allows one conversation per agent over all channels: the router is told each
+agent has one slot (``Agent.slots``). With the scenario's ``chat_interrupts`` a chat may
+take an agent busy with an email or a form: that work is put aside, its remaining handle
+time kept, and resumed once the agent holds no chat (preemptive-resume priority, the
+discipline the chat bound assumes). An assignment breaking these rules is a router fault
+and stops the run.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
@@ -121,6 +118,8 @@ class _Agent:
     disconnected: bool = False
     load: dict[Channel, int] = field(default_factory=dict)
     holding: dict[int, int] = field(default_factory=dict)  # conversation id -> service token
+    ends: dict[int, float] = field(default_factory=dict)  # in service: when it will be done
+    paused: dict[int, float] = field(default_factory=dict)  # put aside: handle time left
     busy_since: float = 0.0
     online_since: float = 0.0
 
@@ -129,11 +128,14 @@ class _Agent:
             return Presence.OFFLINE
         return Presence.AWAY if self.away else Presence.ONLINE
 
-    def tier_a_capacity(self) -> dict[Channel, int]:
-        works = [channel for channel, n in self.spec.capacity.items() if n > 0]
-        if self.holding:
-            return {channel: self.load.get(channel, 0) for channel in works}
-        return {channel: 1 for channel in works}
+    def chats(self) -> int:
+        return self.load.get(Channel.CHAT, 0)
+
+    def can_take(self, channel: Channel, interrupts: bool) -> bool:
+        """Tier A: one conversation at a time; a chat may interrupt other work."""
+        if not self.holding:
+            return True
+        return interrupts and channel is Channel.CHAT and not self.chats()
 
 
 Event = Callable[[float], None]
@@ -149,8 +151,10 @@ class Simulation:
         day: list[Conversation],
         *,
         on_event: Callable[[float], None] | None = None,
+        relax_s: Mapping[str, float] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.relax_s = relax_s or {}
         self.router = router
         self.ledger = Ledger(scenario)
         self.on_event = on_event
@@ -224,6 +228,7 @@ class Simulation:
         conv = self._by_id[conv_id]
         conv.completed = now
         self._drop(agent, conv, now)
+        self._resume(agent, now)
         self.router.release(agent.id, conv.channel, now)
         self.router.set_agent(self._as_router_agent(agent))
 
@@ -270,43 +275,25 @@ class Simulation:
 
     # -- decisions ----------------------------------------------------------------------
     def _decide(self, now: float) -> None:
-        while batch := self.router.decide(now):
-            if not self._apply(batch, now):
-                return
+        self._apply(self.router.decide(now), now)
 
-    def _apply(self, batch: list[Assignment], now: float) -> bool:
-        """Start a service per assignment; True if part of the batch was handed back."""
-        for i, assignment in enumerate(batch):
+    def _apply(self, batch: list[Assignment], now: float) -> None:
+        """Start a service per assignment."""
+        interrupts = self.scenario.router.chat_interrupts
+        for assignment in batch:
             agent = self.agents[assignment.agent_id]
             if assignment.conversation_id not in self.waiting:
                 self.ledger.duplicates += 1  # held already, finished, or never arrived
                 self.router.release(agent.id, assignment.channel, now)
                 self.router.set_agent(self._as_router_agent(agent))
-            elif agent.holding:  # tier A: one conversation at a time
-                if i == 0:  # it had no room before this decide: asking again would loop
-                    raise RouterFault(
-                        f"at {now:.3f} s the router gave conversation "
-                        f"{assignment.conversation_id} to agent {agent.id}, which holds "
-                        f"{sorted(agent.holding)} and has no capacity left"
-                    )
-                self._hand_back(batch[i:], now)
-                return True
+            elif not agent.can_take(assignment.channel, interrupts):
+                raise RouterFault(
+                    f"at {now:.3f} s the router gave conversation "
+                    f"{assignment.conversation_id} to agent {agent.id}, which holds "
+                    f"{sorted(agent.holding)} and has no capacity left"
+                )
             else:
                 self._serve(agent, self._by_id[assignment.conversation_id], now)
-        return False
-
-    def _hand_back(self, rest: list[Assignment], now: float) -> None:
-        touched = set()
-        for assignment in rest:
-            touched.add(assignment.agent_id)
-            if assignment.conversation_id in self.waiting:
-                waiting = self.waiting[assignment.conversation_id]
-                self.router.requeue(waiting, assignment.agent_id, now)
-            else:
-                self.ledger.duplicates += 1
-                self.router.release(assignment.agent_id, assignment.channel, now)
-        for agent_id in sorted(touched):  # restore what a hand-back may have changed
-            self.router.set_agent(self._as_router_agent(self.agents[agent_id]))
 
     def _serve(self, agent: _Agent, conv: Conversation, now: float) -> None:
         del self.waiting[conv.id]
@@ -318,18 +305,37 @@ class Simulation:
             conv.requeued_at = None
         if not agent.holding:
             agent.busy_since = now
+        if conv.channel is Channel.CHAT:
+            self._pause(agent, now)
         agent.load[conv.channel] = agent.load.get(conv.channel, 0) + 1
-        self._tokens += 1
-        agent.holding[conv.id] = self._tokens
-        self._at(now + conv.handle_s, partial(self._complete, agent, conv.id, self._tokens))
+        self._start(agent, conv.id, conv.handle_s, now)
         self.router.set_agent(self._as_router_agent(agent))
+
+    def _start(self, agent: _Agent, conv_id: int, handle_s: float, now: float) -> None:
+        self._tokens += 1
+        agent.holding[conv_id] = self._tokens
+        agent.ends[conv_id] = now + handle_s
+        self._at(now + handle_s, partial(self._complete, agent, conv_id, self._tokens))
+
+    def _pause(self, agent: _Agent, now: float) -> None:
+        """Put aside the email and form work in service: a chat takes the agent."""
+        for conv_id in sorted(agent.ends):
+            if self._by_id[conv_id].channel is not Channel.CHAT:
+                agent.paused[conv_id] = agent.ends.pop(conv_id) - now
+                agent.holding[conv_id] = 0  # no token: its completion event is void
+
+    def _resume(self, agent: _Agent, now: float) -> None:
+        if agent.chats():
+            return
+        for conv_id in sorted(agent.paused):
+            self._start(agent, conv_id, agent.paused.pop(conv_id), now)
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _wait(self, conv: Conversation, now: float) -> None:
         self.waiting[conv.id] = Waiting(
             id=conv.id,
             channel=conv.channel,
-            needs=(SkillNeed(conv.skill),),
+            needs=(SkillNeed(conv.skill, relax_after_s=self.relax_s.get(conv.skill)),),
             priority=self._priority[_class(conv)],
             waiting_since=conv.arrival,
             deadline=conv.deadline,
@@ -339,6 +345,8 @@ class Simulation:
     def _drop(self, agent: _Agent, conv: Conversation, now: float) -> None:
         """The agent no longer holds ``conv``."""
         del agent.holding[conv.id]
+        agent.ends.pop(conv.id, None)
+        agent.paused.pop(conv.id, None)
         agent.load[conv.channel] -= 1
         if not agent.holding:
             agent.idle_since = now
@@ -360,8 +368,9 @@ class Simulation:
             id=agent.id,
             presence=agent.presence,
             skills=dict(agent.skills),
-            capacity=agent.tier_a_capacity(),
+            capacity={channel: 1 for channel, n in agent.spec.capacity.items() if n > 0},
             load={channel: n for channel, n in agent.load.items() if n},
+            slots=1,
             idle_since=agent.idle_since,
         )
 

@@ -125,6 +125,10 @@ class Goals:
 class RouterSettings:
     policy: Policy = Policy.LEAST_LOADED
     chat_first: bool = True
+    chat_interrupts: bool = False
+    spare_scarce: bool = True
+    # Skill -> seconds of waiting after which a conversation no longer requires it.
+    relax_s: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -466,15 +470,27 @@ def _priorities(value: object) -> dict[str, int]:
 
 
 def _router(value: object) -> RouterSettings:
-    entry = _obj(value, "router", (), ("policy", "chat_first"))
+    entry = _obj(
+        value, "router", (), ("policy", "chat_first", "chat_interrupts", "spare_scarce", "relax_s")
+    )
     policy = entry.get("policy", Policy.LEAST_LOADED.value)
     if policy not in {p.value for p in Policy}:
         choices = ", ".join(p.value for p in Policy)
         raise ScenarioError("router.policy", f"expected one of {choices}, got {policy!r}")
-    chat_first = entry.get("chat_first", True)
-    if not isinstance(chat_first, bool):
-        raise ScenarioError("router.chat_first", f"expected true or false, got {chat_first!r}")
-    return RouterSettings(Policy(str(policy)), chat_first)
+    flags = {}
+    for name, default in (("chat_first", True), ("chat_interrupts", False), ("spare_scarce", True)):
+        flag = entry.get(name, default)
+        if not isinstance(flag, bool):
+            raise ScenarioError(f"router.{name}", f"expected true or false, got {flag!r}")
+        flags[name] = flag
+    relax = _mapping(entry.get("relax_s", {}), "router.relax_s")
+    relax_s = {
+        _skill(skill, _join("router.relax_s", skill)): _num(
+            seconds, _join("router.relax_s", skill), low=0.0
+        )
+        for skill, seconds in relax.items()
+    }
+    return RouterSettings(Policy(str(policy)), relax_s=relax_s, **flags)
 
 
 def _goals(value: object) -> Goals:

@@ -24,7 +24,8 @@ Required:
 
 ``name``          string; shown in reports.
 ``tier``          ``"A"``: exponential handle times with one mean for every channel, one
-                  conversation per agent at a time over all channels, no abandonment, every
+                  conversation per agent at a time over all channels (a chat may interrupt
+                  email or form work with ``router.chat_interrupts``), no abandonment, every
                   assignment accepted at once. (``"B"`` is not simulated yet.)
 ``day``           ``{"start": "09:00", "end": "17:00"}``: conversations arrive in
                   [start, end); metrics per half-hour cover the same span.
@@ -74,9 +75,17 @@ Optional (default):
                      arrive with it); ``{"action": "add_skill", "agents": ["l17"], "skill":
                      "s1", "level": 1}``; ``{"action": "remove_skill", "agents": [...],
                      "skill": "s1"}``.
-``router``           ``{"policy": "least_loaded", "chat_first": true}``: the settings of the
-                     real router (policies: ``least_loaded``, ``longest_idle``,
-                     ``least_flexible``). The baseline ignores them.
+``router``           the settings of the real router; the baseline ignores them:
+                     ``{"policy": "least_loaded", "chat_first": true, "chat_interrupts":
+                     true, "spare_scarce": true, "relax_s": {"s1": 30}}``.
+                     ``policy``: ``least_loaded`` (default), ``longest_idle`` or
+                     ``least_flexible``; ``chat_first`` (true): chat before email and forms
+                     of the same priority; ``chat_interrupts`` (false): a chat may take an
+                     agent busy with an email or form, whose work is put aside and resumed
+                     when the agent holds no chat; ``spare_scarce`` (true): prefer agents
+                     who could serve the fewest other waiting conversations;
+                     ``relax_s``: skill -> seconds of waiting after which a conversation no
+                     longer requires that skill (a relaxation rule).
 ``goals``            targets checked for the real router and shown in the report (none):
                      ``chat_sl60``, ``email_within_sla``, ``form_within_sla`` (shares, at
                      least); ``chat_asa_s``, ``occupancy_cv``, ``reoffer_chat_s``,
@@ -101,10 +110,10 @@ that was not waiting (held by someone, or finished). ``gap_closed`` is
 
 The bound is evaluated half-hour by half-hour (SIPP) on the scenario's mean arrival rate
 and on-duty staffing (shifts minus breaks and disconnects, rounded). ``bound.chat_sl60``
-lets chat interrupt email and form work, as ROUTING.md's figures do; tier A here never
-interrupts work in hand, so ``bound.chat_sl60_non_preemptive`` gives the reference for a
-router that only serves chat first. Other keys (``chat_sl30``, ``chat_p90_wait_s``,
-``vip_within_sla``, ``reoffer_chat_max_s``, ``all_asa_outside_overload_s``, per
+lets chat interrupt email and form work, as ROUTING.md's figures do (and as
+``router.chat_interrupts`` lets the router do); ``bound.chat_sl60_non_preemptive`` gives
+the reference for a router that only serves chat first. Other keys (``chat_sl30``,
+``chat_p90_wait_s``, ``vip_within_sla``, ``reoffer_chat_max_s``, ``all_asa_outside_overload_s``, per
 half-hour ``series``, ``cpu_s``, ``goals``, ``interval95`` with several replications)
 come in addition to the agreed ones; with several replications every figure is the mean.
 """
@@ -225,12 +234,15 @@ class RoundRobin:
         return (
             agent.presence is Presence.ONLINE
             and agent.not_responding_until <= now
+            and (agent.slots is None or sum(agent.load.values()) < agent.slots)
             and any(agent.load.get(ch, 0) < n for ch, n in agent.capacity.items())
         )
 
     @staticmethod
     def _eligible(agent: Agent, waiting: Waiting, now: float) -> bool:
         if agent.load.get(waiting.channel, 0) >= agent.capacity.get(waiting.channel, 0):
+            return False
+        if agent.slots is not None and sum(agent.load.values()) >= agent.slots:
             return False
         return all(agent.skills.get(skill, 0) >= level for skill, level in _needs_now(waiting, now))
 
@@ -250,7 +262,12 @@ def make_router(name: str, scenario: Scenario) -> Routes:
     if name == "baseline":
         return RoundRobin()
     settings = scenario.router
-    return Router(settings.policy, chat_first=settings.chat_first)
+    return Router(
+        settings.policy,
+        chat_first=settings.chat_first,
+        chat_interrupts=settings.chat_interrupts,
+        spare_scarce=settings.spare_scarce,
+    )
 
 
 def simulate_once(
@@ -259,7 +276,9 @@ def simulate_once(
     """(metrics, half-hour series, CPU seconds) of one router on one seeded day."""
     day = draw_day(scenario, seed)
     started = time.process_time()
-    ledger = Simulation(scenario, make_router(name, scenario), day, on_event=on_event).run()
+    relax = {} if name == "baseline" else scenario.router.relax_s  # the baseline has no rules
+    router = make_router(name, scenario)
+    ledger = Simulation(scenario, router, day, on_event=on_event, relax_s=relax).run()
     cpu = time.process_time() - started
     return _metrics(ledger, scenario), series(ledger, scenario), cpu
 

@@ -456,6 +456,61 @@ def test_position_ranks_waiting_chats_by_urgency() -> None:
     assert [r.position(i, 30) for i in (1, 2, 3)] == [2, 1, None]
 
 
+# -- slots, interrupting deferrable work, sparing scarce agents ----------------------
+
+
+def slotted(agent_id: int, *skills: str, load: dict[Channel, int] | None = None) -> Agent:
+    """One conversation at a time over all channels."""
+    return replace(agent(agent_id, *skills, chat=1, email=1, form=1, load=load), slots=1)
+
+
+@pytest.mark.parametrize(("interrupts", "expected"), [(True, [(1, 1)]), (False, [])])
+def test_chat_interrupts_email_work_only_when_allowed(
+    interrupts: bool, expected: list[tuple[int, int]]
+) -> None:
+    r = router(slotted(1, load={EMAIL: 1}), chat_interrupts=interrupts)
+    r.enqueue(Waiting(1, CHAT))
+    r.enqueue(Waiting(2, FORM))
+    assert pairs(r.decide(0)) == expected
+
+
+def test_agent_free_of_work_is_preferred_to_one_put_aside() -> None:
+    r = router(slotted(1, load={EMAIL: 1}), slotted(2, load={}), chat_interrupts=True)
+    r.enqueue(Waiting(1, CHAT))
+    assert pairs(r.decide(0)) == [(1, 2)]
+
+
+def test_agent_holding_a_chat_gets_nothing_beyond_its_slots() -> None:
+    r = router(slotted(1, load={CHAT: 1}), chat_interrupts=True)
+    for i, channel in enumerate((CHAT, EMAIL, FORM), start=1):
+        r.enqueue(Waiting(i, channel))
+    assert r.decide(0) == []
+    r.release(1, CHAT, 5)
+    assert pairs(r.decide(5)) == [(1, 1)]
+
+
+def test_slots_cap_work_over_channels_without_interrupting() -> None:
+    r = router(replace(agent(1, chat=2, email=2), slots=2), chat_first=False)
+    r.enqueue(Waiting(1, EMAIL, waiting_since=0, deadline=1))  # due before the chats
+    r.enqueue(Waiting(2, CHAT, waiting_since=2))
+    r.enqueue(Waiting(3, CHAT, waiting_since=3))
+    assert pairs(r.decide(10)) == [(1, 1), (2, 1)]  # the second chat finds no slot
+
+
+@pytest.mark.parametrize(("spare", "chosen"), [(True, 2), (False, 1)])
+def test_agent_whose_other_skills_are_in_demand_is_spared(spare: bool, chosen: int) -> None:
+    # Agent 1 (billing, tech) is the only one who can serve the waiting tech email; agent
+    # 2 (billing, fr) is just as free and nothing waits for its other skill.
+    r = router(
+        agent(1, "billing", "tech", idle_since=0),
+        agent(2, "billing", "fr", idle_since=5),
+        spare_scarce=spare,
+    )
+    r.enqueue(Waiting(1, EMAIL, (need("tech"),)))
+    r.enqueue(Waiting(2, CHAT, (need("billing"),)))
+    assert pairs(r.decide(10)) == [(2, chosen)]
+
+
 # -- random days ----------------------------------------------------------------------
 
 SKILLS = ("billing", "tech", "fr", "de")
@@ -475,11 +530,20 @@ def still_required(n: SkillNeed, w: Waiting, now: float) -> bool:
     return n.relax_after_s is None or now - w.waiting_since < n.relax_after_s
 
 
-def is_eligible(a: Agent, w: Waiting, now: float) -> bool:
+def has_slot(a: Agent, channel: Channel, interrupts: bool) -> bool:
+    if a.slots is None:
+        return True
+    if interrupts and channel == CHAT:
+        return a.load.get(CHAT, 0) < a.slots  # email and form work can be put aside
+    return sum(a.load.values()) < a.slots
+
+
+def is_eligible(a: Agent, w: Waiting, now: float, interrupts: bool) -> bool:
     return (
         a.presence == ONLINE
         and now >= a.not_responding_until
         and a.load.get(w.channel, 0) < a.capacity.get(w.channel, 0)
+        and has_slot(a, w.channel, interrupts)
         and all(
             a.skills.get(n.skill, 0) >= n.level for n in w.needs if still_required(n, w, now)
         )
@@ -494,30 +558,49 @@ def urgency(w: Waiting, chat_first: bool) -> tuple[float, ...]:
     return (-w.priority, chat_first and w.channel != CHAT, due, w.waiting_since, w.id)
 
 
-def merit(policy: Policy, a: Agent, channel: Channel) -> tuple[float, ...]:
+def merit(policy: Policy, a: Agent, channel: Channel, interrupts: bool) -> tuple[float, ...]:
     ratio = a.load.get(channel, 0) / a.capacity[channel]
+    total = sum(a.load.values())
+    if a.slots is not None:
+        ratio = max(ratio, total / a.slots)
+    # Interrupting an agent's email or form work is the last resort.
+    puts_aside = a.slots is not None and interrupts and channel == CHAT and total >= a.slots
     return {
-        Policy.LEAST_LOADED: (ratio, a.idle_since, a.id),
-        Policy.LONGEST_IDLE: (a.idle_since, ratio, a.id),
-        Policy.LEAST_FLEXIBLE: (len(a.skills), ratio, a.id),
+        Policy.LEAST_LOADED: (puts_aside, ratio, a.idle_since, a.id),
+        Policy.LONGEST_IDLE: (puts_aside, a.idle_since, ratio, a.id),
+        Policy.LEAST_FLEXIBLE: (puts_aside, len(a.skills), ratio, a.id),
     }[policy]
 
 
+def covers(a: Agent, w: Waiting, now: float) -> bool:
+    return all(a.skills.get(n.skill, 0) >= n.level for n in w.needs if still_required(n, w, now))
+
+
 def brute_force(
-    model: Model, now: float, policy: Policy, chat_first: bool
+    model: Model, now: float, policy: Policy, chat_first: bool, interrupts: bool
 ) -> list[tuple[int, int]]:
-    """The docstring's greedy, literally: every conversation in urgency order, every agent."""
+    """The docstring's greedy, literally: every conversation in urgency order, every agent;
+    among eligible agents those who could serve the fewest waiting conversations first."""
     agents = {i: replace(a, load=dict(a.load)) for i, a in model.agents.items()}
     decided = []
-    for w in sorted(model.waiting.values(), key=lambda w: urgency(w, chat_first)):
-        eligible = [a for a in agents.values() if is_eligible(a, w, now)]
+    remaining = sorted(model.waiting.values(), key=lambda w: urgency(w, chat_first))
+    for w in remaining:
+        eligible = [a for a in agents.values() if is_eligible(a, w, now, interrupts)]
         if not eligible:
             continue
         sticky = agents.get(w.sticky_agent) if w.sticky_agent is not None else None
         if sticky in eligible and (w.sticky_until is None or now < w.sticky_until):
             chosen = sticky
         else:
-            chosen = min(eligible, key=lambda a: merit(policy, a, w.channel))
+            taken = {cid for cid, _ in decided}
+            still = [v for v in remaining if v.id not in taken]
+            chosen = min(
+                eligible,
+                key=lambda a: (
+                    sum(covers(a, v, now) for v in still),
+                    *merit(policy, a, w.channel, interrupts),
+                ),
+            )
         assert chosen is not None
         chosen.load[w.channel] = chosen.load.get(w.channel, 0) + 1
         decided.append((w.id, chosen.id))
@@ -527,9 +610,12 @@ def brute_force(
 class Day:
     """Drives a router and the model through the same operations."""
 
-    def __init__(self, agents: list[Agent], policy: Policy, chat_first: bool) -> None:
-        self.policy, self.chat_first = policy, chat_first
-        self.router = Router(policy, chat_first=chat_first, offer_chats=True,
+    def __init__(
+        self, agents: list[Agent], policy: Policy, chat_first: bool, interrupts: bool = False
+    ) -> None:
+        self.policy, self.chat_first, self.interrupts = policy, chat_first, interrupts
+        self.router = Router(policy, chat_first=chat_first, chat_interrupts=interrupts,
+                             offer_chats=True,
                              not_responding_s=RESTING_S)
         self.model = Model({a.id: replace(a, load=dict(a.load)) for a in agents})
         for a in agents:
@@ -634,7 +720,11 @@ class Day:
         assert isinstance(step, float)
         self.now += step
         now = self.now
-        expected = brute_force(self.model, now, self.policy, self.chat_first) if compare else []
+        expected = (
+            brute_force(self.model, now, self.policy, self.chat_first, self.interrupts)
+            if compare
+            else []
+        )
         decided = self.router.decide(now)
         if compare:
             assert pairs(decided) == expected
@@ -649,13 +739,18 @@ class Day:
             assert a.presence == ONLINE
             assert now >= a.not_responding_until
             assert a.load.get(w.channel, 0) < a.capacity.get(w.channel, 0), "over capacity"
+            assert has_slot(a, w.channel, self.interrupts), "no slot left"
             for n in w.needs:
                 if still_required(n, w, now):
                     assert a.skills.get(n.skill, 0) >= n.level, f"lacks {n}"
             a.load[w.channel] = a.load.get(w.channel, 0) + 1
             self.model.held[cid] = (assignment, w)
         for w in self.model.waiting.values():
-            idle = [a.id for a in self.model.agents.values() if is_eligible(a, w, now)]
+            idle = [
+                a.id
+                for a in self.model.agents.values()
+                if is_eligible(a, w, now, self.interrupts)
+            ]
             assert idle == [], f"conversation {w.id} left waiting with eligible agents {idle}"
         assert sorted(w.id for w in self.router.waiting()) == sorted(self.model.waiting)
         if compare:
@@ -689,6 +784,7 @@ agents = st.lists(
                                FORM: st.integers(0, 1)}),
         st.just({}),
         st.sampled_from([0.0, 0.0, 1.0]),
+        slots=st.one_of(st.none(), st.integers(1, 3)),
     ),
     min_size=2, max_size=6, unique_by=lambda a: a.id,
 )
@@ -723,9 +819,14 @@ Step = tuple[tuple[object, ...] | None, tuple[object, ...] | None, float]
 
 
 def run_day(
-    agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool, compare: bool
+    agents: list[Agent],
+    steps: list[Step],
+    policy: Policy,
+    chat_first: bool,
+    compare: bool,
+    interrupts: bool = False,
 ) -> None:
-    day = Day(agents, policy, chat_first)
+    day = Day(agents, policy, chat_first, interrupts)
     for arriving, happening, later in steps:
         for op in (arriving, happening, ("decide", later)):
             if op is not None:
@@ -733,16 +834,16 @@ def run_day(
 
 
 @settings(max_examples=200, deadline=None)
-@given(agents, steps, st.sampled_from(Policy), st.booleans())
+@given(agents, steps, st.sampled_from(Policy), st.booleans(), st.booleans())
 def test_decide_respects_eligibility_and_conserves_work(
-    agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool
+    agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool, interrupts: bool
 ) -> None:
-    run_day(agents, steps, policy, chat_first, compare=False)
+    run_day(agents, steps, policy, chat_first, compare=False, interrupts=interrupts)
 
 
 @settings(max_examples=200, deadline=None)
-@given(agents, steps, st.sampled_from(Policy), st.booleans())
+@given(agents, steps, st.sampled_from(Policy), st.booleans(), st.booleans())
 def test_decide_matches_the_brute_force_greedy(
-    agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool
+    agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool, interrupts: bool
 ) -> None:
-    run_day(agents, steps, policy, chat_first, compare=True)
+    run_day(agents, steps, policy, chat_first, compare=True, interrupts=interrupts)
