@@ -130,6 +130,17 @@ class Subscription:
                 return
             yield event
 
+    def drain(self) -> list[DomainEvent]:
+        """The events already queued, without waiting (none past an overflow)."""
+        events = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._queue.put_nowait(None)  # iteration still ends here
+                break
+            events.append(event)
+        return events
+
     def close(self) -> None:
         self._hub.unsubscribe(self)
 

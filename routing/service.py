@@ -1,0 +1,323 @@
+"""The router inside ``guichet serve``: ``routing.core`` fed from the store.
+
+One ``RoutingService`` per process runs as a background worker. On SQLite (one process)
+it routes at once; on PostgreSQL only the process holding the advisory lock routes
+(``routing.leader``) and the others stand by to take over.
+
+The leader subscribes to domain events first, then loads agents, loads and waiting
+conversations from the database, and from then on keeps the router up to date from
+events: ``conversation.created`` / ``conversation.updated`` carry the conversation's
+summary (status, assignee, channel, priority, skills), ``agent.presence`` the presence.
+Every decision is applied by ``inbox.actions.routing.route_conversation``, which
+re-checks it under row locks; a refused decision puts the conversation back and the
+state is reloaded shortly. The state is also reloaded every ``resync_s`` and whenever
+the event stream overflows, so nothing missed stays missed.
+
+An agent who turns away or offline holding chats gets them taken back after
+``requeue_after_s`` unless they are online again by then; the chats wait again, ordered
+by their original arrival. Email and forms stay with the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from inbox.actions.routing import hand_back, route_conversation
+from inbox.db import Store
+from inbox.events import DomainEvent, Subscription
+from inbox.models import Agent as AgentRow
+from inbox.models import AgentCapacity, AgentSkill, Conversation, ConversationSkill, Event
+from inbox.types import Channel, Presence, Priority, Status
+from routing.core import Agent, Policy, Router, SkillNeed, Waiting
+from routing.leader import leadership
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    policy: Policy = Policy.LEAST_LOADED
+    chat_first: bool = True
+    requeue_after_s: float = 15.0  # an away agent's chats wait again after this
+    resync_s: float = 30.0  # full reload from the database
+    tick_s: float = 0.5  # longest sleep between decisions (relaxations, timers)
+    standby_poll_s: float = 1.0  # PostgreSQL: how often a standby asks for leadership
+
+
+class _Resync(Exception):
+    """The event stream overflowed: reload everything."""
+
+
+def _seconds(value: datetime | str) -> float:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.timestamp()
+
+
+def waiting_of(
+    conversation_id: int, channel: str, priority: str, created_at: datetime | str,
+    skills: list[tuple[str, int]],
+) -> Waiting:
+    return Waiting(
+        id=conversation_id,
+        channel=Channel(channel),
+        needs=tuple(SkillNeed(skill, level) for skill, level in sorted(skills)),
+        priority=Priority(priority).rank,
+        waiting_since=_seconds(created_at),
+    )
+
+
+class RoutingService:
+    def __init__(
+        self,
+        store: Store,
+        settings: RoutingSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings or RoutingSettings()
+        self.clock = clock
+        self.leading = asyncio.Event()  # set while this process routes (for tests)
+        self.decisions = 0
+        self.refusals = 0
+        self._router = self._new_router()
+        self._agents: dict[int, Agent] = {}
+        self._waiting: dict[int, Waiting] = {}
+        self._held: dict[int, tuple[int, Channel]] = {}  # open conversation -> holder
+        self._requeue_due: dict[int, float] = {}  # agent -> when its chats go back
+        self._resync_at = 0.0
+        self._loaded_upto = 0  # events up to this id are in the loaded state already
+
+    def _new_router(self) -> Router:
+        return Router(self.settings.policy, chat_first=self.settings.chat_first)
+
+    # -- the worker ------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            try:
+                if self.store.is_sqlite:
+                    await self._lead(asyncio.Event())
+                else:
+                    engine = self.store.write_engine
+                    async with leadership(engine, self.settings.standby_poll_s) as lost:
+                        await self._lead(lost)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("routing stopped; starting again in 1 s")
+            finally:
+                self.leading.clear()
+            await asyncio.sleep(1.0)
+
+    async def _lead(self, lost: asyncio.Event) -> None:
+        subscription = self.store.hub.subscribe()
+        try:
+            await self._load()
+            self.leading.set()
+            while not lost.is_set():
+                now = self.clock()
+                if now >= self._resync_at:
+                    await self._load()
+                await self._hand_back_due(now)
+                await self._decide()
+                try:
+                    events = await self._next_events(subscription)
+                except _Resync:
+                    subscription.close()
+                    subscription = self.store.hub.subscribe()
+                    self._resync_at = 0.0
+                    continue
+                for event in events:
+                    self._apply(event)
+        finally:
+            subscription.close()
+
+    async def _next_events(self, subscription: Subscription) -> list[DomainEvent]:
+        """What arrived, waiting at most ``tick_s`` (or until the next hand-back)."""
+        timeout = self.settings.tick_s
+        if self._requeue_due:
+            timeout = min(timeout, max(0.0, min(self._requeue_due.values()) - self.clock()))
+        events: list[DomainEvent] = []
+        iterator = aiter(subscription)
+        try:
+            first = await asyncio.wait_for(anext(iterator), timeout)
+        except TimeoutError:
+            return events
+        except StopAsyncIteration:
+            raise _Resync from None
+        events.append(first)
+        events.extend(subscription.drain())
+        if subscription.overflowed:
+            raise _Resync
+        return events
+
+    # -- state from the database ----------------------------------------------------
+    async def _load(self) -> None:
+        router = self._new_router()
+        agents: dict[int, Agent] = {}
+        waiting: dict[int, Waiting] = {}
+        held: dict[int, tuple[int, Channel]] = {}
+        async with self.store.read() as session:
+            upto = await session.scalar(select(func.max(Event.id)))
+            agent_skills: dict[int, dict[str, int]] = {}
+            for agent_id, skill, level in await session.execute(
+                select(AgentSkill.agent_id, AgentSkill.skill, AgentSkill.level)
+            ):
+                agent_skills.setdefault(agent_id, {})[skill] = level
+            capacities: dict[int, dict[Channel, int]] = {}
+            for agent_id, channel, capacity in await session.execute(
+                select(AgentCapacity.agent_id, AgentCapacity.channel, AgentCapacity.capacity)
+            ):
+                capacities.setdefault(agent_id, {})[Channel(channel)] = capacity
+            rows = await session.execute(
+                select(AgentRow.id, AgentRow.presence).where(AgentRow.active.is_(True))
+            )
+            for agent_id, presence in rows:
+                agents[agent_id] = Agent(
+                    agent_id, Presence(presence), skills=agent_skills.get(agent_id, {}),
+                    capacity=capacities.get(agent_id, {}),
+                )
+            open_ = Conversation.status == Status.OPEN.value
+            for conversation_id, assignee_id, channel in await session.execute(
+                select(Conversation.id, Conversation.assignee_id, Conversation.channel).where(
+                    open_, Conversation.assignee_id.is_not(None)
+                )
+            ):
+                holder = int(assignee_id or 0)  # never 0: the query takes assigned ones
+                held[conversation_id] = (holder, Channel(channel))
+                if holder in agents:
+                    load = agents[holder].load
+                    load[Channel(channel)] = load.get(Channel(channel), 0) + 1
+            skills: dict[int, list[tuple[str, int]]] = {}
+            unassigned = select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
+            for conversation_id, skill, level in await session.execute(
+                select(
+                    ConversationSkill.conversation_id, ConversationSkill.skill,
+                    ConversationSkill.level,
+                ).where(ConversationSkill.conversation_id.in_(unassigned))
+            ):
+                skills.setdefault(conversation_id, []).append((skill, level))
+            for conversation_id, channel, priority, created_at in await session.execute(
+                select(
+                    Conversation.id, Conversation.channel, Conversation.priority,
+                    Conversation.created_at,
+                ).where(open_, Conversation.assignee_id.is_(None))
+            ):
+                waiting[conversation_id] = waiting_of(
+                    conversation_id, channel, priority, created_at,
+                    skills.get(conversation_id, []),
+                )
+        for agent in agents.values():
+            router.set_agent(agent)
+        for item in waiting.values():
+            router.enqueue(item)
+        self._router, self._agents, self._waiting, self._held = router, agents, waiting, held
+        self._loaded_upto = upto or 0
+        now = self.clock()
+        for agent_id, agent in agents.items():
+            holds_chat = any(h == (agent_id, Channel.CHAT) for h in held.values())
+            if agent.presence != Presence.ONLINE and holds_chat:
+                self._requeue_due.setdefault(agent_id, now + self.settings.requeue_after_s)
+        self._resync_at = now + self.settings.resync_s
+
+    # -- events ---------------------------------------------------------------------
+    def _apply(self, event: DomainEvent) -> None:
+        if event.id <= self._loaded_upto:
+            return
+        if event.kind in ("conversation.created", "conversation.updated"):
+            self._conversation(event.payload["conversation"])
+        elif event.kind == "agent.presence":
+            self._presence(int(event.payload["agent_id"]), Presence(event.payload["presence"]))
+
+    def _conversation(self, summary: Mapping[str, Any]) -> None:
+        conversation_id = int(summary["id"])
+        channel = Channel(summary["channel"])
+        assignee = summary["assignee_id"]
+        is_open = summary["status"] == Status.OPEN.value
+        holder = (int(assignee), channel) if is_open and assignee is not None else None
+        before = self._held.get(conversation_id)
+        if before != holder:
+            now = self.clock()
+            if before is not None:
+                del self._held[conversation_id]
+                if before[0] in self._agents:
+                    self._router.release(before[0], before[1], now)
+            if holder is not None:
+                self._held[conversation_id] = holder
+                agent = self._agents.get(holder[0])
+                if agent is not None:
+                    agent.load[channel] = agent.load.get(channel, 0) + 1
+                    self._router.set_agent(agent)
+        if is_open and assignee is None:
+            skills = [(s["skill"], int(s["level"])) for s in summary.get("skills", [])]
+            item = waiting_of(
+                conversation_id, channel, summary["priority"], summary["created_at"], skills
+            )
+            if self._waiting.get(conversation_id) != item:
+                self._waiting[conversation_id] = item
+                self._router.enqueue(item)
+        elif self._waiting.pop(conversation_id, None) is not None:
+            self._router.remove(conversation_id)
+
+    def _presence(self, agent_id: int, presence: Presence) -> None:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            self._resync_at = 0.0  # an agent this router has not loaded yet
+            return
+        now = self.clock()
+        self._router.set_presence(agent_id, presence, now)
+        if presence == Presence.ONLINE:
+            self._requeue_due.pop(agent_id, None)
+        else:
+            self._requeue_due.setdefault(agent_id, now + self.settings.requeue_after_s)
+
+    # -- decisions ------------------------------------------------------------------
+    async def _decide(self) -> None:
+        now = self.clock()
+        for assignment in self._router.decide(now):
+            conversation_id, agent_id = assignment.conversation_id, assignment.agent_id
+            item = self._waiting.pop(conversation_id, None)
+            async with self.store.write() as session:
+                routed = await route_conversation(session, conversation_id, agent_id)
+            if routed.refused is None:
+                self.decisions += 1
+                self._held[conversation_id] = (agent_id, assignment.channel)
+                continue
+            # The router's picture was stale: undo, and reload it soon.
+            self.refusals += 1
+            log.info("routing of %s to agent %s refused: %s", conversation_id, agent_id,
+                     routed.refused.value)
+            self._router.remove(conversation_id)
+            self._router.release(agent_id, assignment.channel, now)
+            if item is not None:
+                self._waiting[conversation_id] = item
+            self._resync_at = min(self._resync_at, now + 0.2)
+
+    async def _hand_back_due(self, now: float) -> None:
+        for agent_id, due in sorted(self._requeue_due.items()):
+            if due > now:
+                continue
+            del self._requeue_due[agent_id]
+            async with self.store.write() as session:
+                handed = await hand_back(session, agent_id, [Channel.CHAT.value], "agent_away")
+            if handed:
+                log.info("agent %s is away: chats %s wait again", agent_id, handed)
+
+
+async def waiting_count(store: Store) -> int:
+    """Open conversations nobody holds (for tests and the dashboard)."""
+    async with store.read() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Conversation).where(
+                Conversation.status == Status.OPEN.value, Conversation.assignee_id.is_(None)
+            )
+        )
+    return int(count or 0)

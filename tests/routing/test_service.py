@@ -1,0 +1,235 @@
+"""The router inside the server: conversations stored through the one ingest path are
+assigned by skill, presence and capacity; refusals and away agents are handled; on
+PostgreSQL only one of several services routes, and another takes over."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from inbox.actions.agents import create_agent, set_presence
+from inbox.actions.conversations import ConversationChanges, update_conversation
+from inbox.db import Store
+from inbox.inbound import RoutingHints
+from inbox.ingest import Ingestor
+from inbox.models import AuditEntry, Conversation
+from inbox.pgnotify import PgEventListener
+from inbox.types import Channel, Presence, Role, Status
+from routing.service import RoutingService, RoutingSettings
+from tests.conftest import inbound
+
+FAST = RoutingSettings(requeue_after_s=0.3, resync_s=5.0, tick_s=0.05, standby_poll_s=0.1)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(service: RoutingService) -> AsyncIterator[RoutingService]:
+    """The service as ``guichet serve`` runs it: on PostgreSQL with the event listener
+    that brings every process's events to this one."""
+    tasks = [asyncio.create_task(service.run())]
+    if not service.store.is_sqlite:
+        listener = PgEventListener(service.store)
+        tasks.append(asyncio.create_task(listener.run()))
+        await asyncio.wait_for(listener.connected.wait(), 10)
+    try:
+        yield service
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def agent(
+    store: Store, name: str, skills: dict[str, int], chat: int = 2, email: int = 5,
+    presence: Presence = Presence.ONLINE,
+) -> int:
+    async with store.write() as session:
+        agent_id = await create_agent(
+            session, email=f"{name}@example.com", name=name, role=Role.AGENT,
+            password="correct horse battery", skills=skills,
+            capacity={"chat": chat, "email": email, "form": 1},
+        )
+    if presence is not Presence.OFFLINE:
+        async with store.write() as session:
+            await set_presence(session, agent_id, presence)
+    return agent_id
+
+
+async def arrive(
+    ingestor: Ingestor, key: str, skills: tuple[tuple[str, int], ...] = (),
+    channel: Channel = Channel.EMAIL,
+) -> int:
+    result = await ingestor.ingest(
+        inbound(key, channel=channel, sender=f"{key}@customers.example",
+                routing=RoutingHints(skills=skills))
+    )
+    return result.conversation_id
+
+
+async def assignee(store: Store, conversation_id: int) -> int | None:
+    async with store.read() as session:
+        return await session.scalar(
+            select(Conversation.assignee_id).where(Conversation.id == conversation_id)
+        )
+
+
+@pytest_asyncio.fixture
+async def service(store: Store) -> AsyncIterator[RoutingService]:
+    async with running(RoutingService(store, FAST)) as service:
+        await asyncio.wait_for(service.leading.wait(), 10)
+        yield service
+
+
+async def test_new_conversation_goes_to_the_agent_with_the_skill(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    await agent(store, "billing-only", {"billing": 1})
+    tech = await agent(store, "tech-only", {"tech": 2})
+    await service.leading.wait()
+    conversation = await arrive(ingestor, "c1", skills=(("tech", 2),))
+    await eventually(lambda: _is(store, conversation, tech))
+
+
+async def test_nobody_eligible_leaves_it_waiting_until_someone_is(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    away = await agent(store, "later", {"tech": 1}, presence=Presence.AWAY)
+    conversation = await arrive(ingestor, "c2", skills=(("tech", 1),))
+    await asyncio.sleep(0.3)
+    assert await assignee(store, conversation) is None
+    async with store.write() as session:
+        await set_presence(session, away, Presence.ONLINE)
+    await eventually(lambda: _is(store, conversation, away))
+
+
+async def test_capacity_is_respected_and_freed_capacity_is_used(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    only = await agent(store, "solo", {}, email=1)
+    first = await arrive(ingestor, "c3")
+    second = await arrive(ingestor, "c4")
+    await eventually(lambda: _is(store, first, only))
+    await asyncio.sleep(0.3)
+    assert await assignee(store, second) is None
+    async with store.write() as session:
+        await update_conversation(
+            session, first, only, ConversationChanges(status=Status.RESOLVED)
+        )
+    await eventually(lambda: _is(store, second, only))
+
+
+async def test_chats_of_an_agent_who_went_away_wait_again_and_go_elsewhere(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    first = await agent(store, "first", {})
+    chat = await arrive(ingestor, "chat-1", channel=Channel.CHAT)
+    email = await arrive(ingestor, "mail-1")
+    await eventually(lambda: _is(store, chat, first))
+    await eventually(lambda: _is(store, email, first))
+    second = await agent(store, "second", {}, presence=Presence.OFFLINE)
+    async with store.write() as session:
+        await set_presence(session, first, Presence.AWAY)
+    async with store.write() as session:
+        await set_presence(session, second, Presence.ONLINE)
+    await eventually(lambda: _is(store, chat, second))
+    assert await assignee(store, email) == first  # email stays: no rule says otherwise
+    async with store.read() as session:
+        actions = (await session.scalars(
+            select(AuditEntry.action).where(
+                AuditEntry.entity_type == "conversation", AuditEntry.entity_id == str(chat)
+            )
+            .order_by(AuditEntry.id)
+        )).all()
+    assert actions == ["conversation.route", "conversation.requeue", "conversation.route"]
+
+
+async def test_an_agent_back_within_the_grace_keeps_the_chat(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    first = await agent(store, "first", {})
+    chat = await arrive(ingestor, "chat-2", channel=Channel.CHAT)
+    await eventually(lambda: _is(store, chat, first))
+    await agent(store, "second", {})
+    async with store.write() as session:
+        await set_presence(session, first, Presence.AWAY)
+    async with store.write() as session:
+        await set_presence(session, first, Presence.ONLINE)
+    await asyncio.sleep(FAST.requeue_after_s * 3)
+    assert await assignee(store, chat) == first
+
+
+async def test_a_decision_on_stale_state_is_refused_not_applied(
+    store: Store, ingestor: Ingestor
+) -> None:
+    """A conversation assigned by hand behind the router's back is not assigned again."""
+    service = RoutingService(store, FAST)
+    a = await agent(store, "a", {})
+    conversation = await arrive(ingestor, "c5")
+    await service._load()
+    async with store.write() as session:
+        await update_conversation(
+            session, conversation, None, ConversationChanges(assignee_id=a)
+        )
+    await service._decide()  # decides on the state loaded before the manual assignment
+    assert (service.decisions, service.refusals) == (0, 1)
+    assert await assignee(store, conversation) == a
+
+
+async def test_one_router_per_database_and_another_takes_over(
+    store: Store, ingestor: Ingestor, db_url: str, tmp_path: Path
+) -> None:
+    if store.is_sqlite:
+        pytest.skip("SQLite runs one process: there is no leadership to share")
+    other_store = Store(db_url, tmp_path)
+    first = RoutingService(store, FAST)
+    second = RoutingService(other_store, FAST)
+    try:
+        async with running(first), running(second):
+            await eventually(lambda: _any_leads(first, second))
+            await asyncio.sleep(0.5)
+            assert first.leading.is_set() != second.leading.is_set()
+            leader, standby = (first, second) if first.leading.is_set() else (second, first)
+            await agent(store, "a", {}, email=10)
+            conversations = [await arrive(ingestor, f"m{i}") for i in range(5)]
+            await eventually(lambda: _all_assigned(store, conversations))
+            assert standby.decisions == 0 and leader.decisions == 5
+        # Both stopped; the standby alone now: it takes the lead.
+        async with running(standby):
+            await asyncio.wait_for(standby.leading.wait(), 5)
+            more = await arrive(ingestor, "after")
+            await eventually(lambda: _all_assigned(store, [more]))
+    finally:
+        await other_store.close()
+
+
+async def _is(store: Store, conversation_id: int, agent_id: int) -> bool:
+    return await assignee(store, conversation_id) == agent_id
+
+
+async def _any_leads(*services: RoutingService) -> bool:
+    return any(s.leading.is_set() for s in services)
+
+
+async def _all_assigned(store: Store, ids: list[int]) -> bool:
+    async with store.read() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Conversation).where(
+                Conversation.id.in_(ids), Conversation.assignee_id.is_not(None)
+            )
+        )
+    return count == len(ids)
