@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from bench import ingest, listing
+from bench import ingest, listing, routing
 from bench.common import DEFAULT_PG_URL, Report, emit
 
 
@@ -32,6 +32,8 @@ BENCHMARKS = (
     Benchmark("list", "GET /api/v1/conversations first-page latency p50/p95 "
               "(default n=100,000 on SQLite, 1,000,000 on PostgreSQL)",
               listing.run, listing.add_arguments),
+    Benchmark("routing", "routing core at scenario L scale: decision latency p50/p99, "
+              "rule change re-evaluating 10,000 waiting", routing.run, routing.add_arguments),
 )
 
 
