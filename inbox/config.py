@@ -65,6 +65,21 @@ def parse_positive_int(value: str) -> int:
     return number
 
 
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """A parser for a whole number from ``low`` to ``high``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value[:40]!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be {low}-{high}, got {number}")
+        return number
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -101,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
             1_048_576, parse_positive_int),
     Setting("log_level", "Logging level: debug, info, warning or error.", "info",
             lambda v: _choice(v.lower(), ("debug", "info", "warning", "error"))),
+    Setting("presence_grace_s", "Seconds after an agent's last websocket heartbeat before an "
+            "online agent turns away (1-3600, at least GUICHET_HEARTBEAT_S).", 20,
+            int_between(1, 3600)),
+    Setting("heartbeat_s", "Seconds between an agent websocket's heartbeats: while a socket is "
+            "open, the agent's last-seen time is refreshed every half of this (1-300).", 15,
+            int_between(1, 300)),
 )
 
 
@@ -121,6 +142,8 @@ class Settings:
     session_hours: int
     max_body_bytes: int
     log_level: str
+    presence_grace_s: int = 20
+    heartbeat_s: int = 15
 
     @property
     def is_sqlite(self) -> bool:
@@ -164,4 +187,15 @@ def load_settings(
         host, port = values["http"]
         values["public_url"] = f"http://{host}:{port}"
     values["public_url"] = values["public_url"].rstrip("/")
+    _check_presence_timing(values["presence_grace_s"], values["heartbeat_s"])
     return Settings(**values)
+
+
+def _check_presence_timing(grace_s: int, heartbeat_s: int) -> None:
+    # A live socket's last-seen time can be up to 3/4 of a heartbeat old (refreshed every
+    # half heartbeat, checked every quarter); a shorter grace would turn live agents away.
+    if grace_s < heartbeat_s:
+        raise ConfigError(
+            f"GUICHET_PRESENCE_GRACE_S: must be at least GUICHET_HEARTBEAT_S ({heartbeat_s}), "
+            f"got {grace_s}"
+        )

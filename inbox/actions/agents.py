@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.actions.conversations import EMAIL_ADDRESS, ActionError, AlreadyExists, NotFound
 from inbox.audit import audit
 from inbox.auth import hash_password
-from inbox.events import record_event
+from inbox.events import record_events
 from inbox.models import Agent, AgentCapacity, AgentSkill, Team, TeamMember
 from inbox.models.base import utcnow
 from inbox.types import MAX_SKILL_LEVEL, SKILL_NAME, Channel, Presence, Role
 
 MAX_CAPACITY = 1000
+HEARTBEAT_CHUNK = 500  # agents per UPDATE, well under every backend's parameter limit
+HEARTBEAT_LOST = "heartbeat_lost"  # the reason of a presence change made by the sweeper
 
 
 def check_skills(skills: Mapping[str, int]) -> None:
@@ -96,21 +99,116 @@ async def ensure_team(session: AsyncSession, name: str, actor_id: int | None = N
     return team.id
 
 
-async def set_presence(session: AsyncSession, agent_id: int, presence: Presence) -> bool:
-    """Set an agent's presence; returns whether it changed."""
+async def set_presence(
+    session: AsyncSession, agent_id: int, presence: Presence, *, seen_at: datetime | None = None
+) -> bool:
+    """The agent sets their own presence; returns whether it changed.
+
+    ``seen_at`` is given when the change comes over one of the agent's live websockets and
+    counts as a heartbeat. Going online without one (the HTTP API) clears ``last_seen_at``:
+    the agent may have no socket at all, so the presence sweeper leaves them alone until
+    one of their sockets beats again.
+    """
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None:
         raise NotFound(f"agent {agent_id} does not exist")
+    if seen_at is not None:
+        if agent.last_seen_at is None or agent.last_seen_at < seen_at:
+            agent.last_seen_at = seen_at
+    elif presence is Presence.ONLINE:
+        agent.last_seen_at = None
     if agent.presence == presence.value:
         return False
     previous = agent.presence
     agent.presence = presence.value
     agent.presence_changed_at = utcnow()
-    await record_event(
-        session, "agent.presence", {"agent_id": agent_id, "presence": presence.value}
-    )
-    await audit(
-        session, agent_id, "agent.presence", "agent", agent_id,
-        {"before": previous, "after": presence.value},
-    )
+    await _presence_changed(session, [agent_id], previous, presence, actor_id=agent_id)
     return True
+
+
+async def record_heartbeats(
+    session: AsyncSession, agent_ids: Collection[int], seen_at: datetime
+) -> None:
+    """Note that these agents' websockets were alive at ``seen_at``.
+
+    Liveness, not a change of state: no event and no audit entry. A row already seen later
+    (another process's heartbeat that committed first) keeps its time. Rows are locked in
+    id order, as ``turn_away_silent_agents`` locks them, so the two never deadlock.
+    """
+    ids = sorted(agent_ids)
+    for start in range(0, len(ids), HEARTBEAT_CHUNK):
+        chunk = ids[start : start + HEARTBEAT_CHUNK]
+        locked = (
+            select(Agent.id)
+            .where(Agent.id.in_(chunk), _seen_before(seen_at))
+            .order_by(Agent.id)
+            .with_for_update()
+        )
+        await session.execute(
+            update(Agent).where(Agent.id.in_(locked)).values(last_seen_at=seen_at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _seen_before(moment: datetime) -> ColumnElement[bool]:
+    return or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < moment)
+
+
+async def turn_away_silent_agents(
+    session: AsyncSession, cutoff: datetime, now: datetime
+) -> list[int]:
+    """Turn ``away`` every online agent whose websockets have all been silent since before
+    ``cutoff``; returns their ids.
+
+    One guarded UPDATE claims the agents, so when several processes sweep at once each
+    change is made, and recorded, by exactly one of them: on PostgreSQL a sweeper that
+    waited for another's row locks finds the rows no longer online and skips them. Agents
+    who never had a socket (``last_seen_at`` NULL) are not touched.
+    """
+    silent = (
+        select(Agent.id)
+        .where(
+            Agent.presence == Presence.ONLINE.value,
+            Agent.last_seen_at.is_not(None),
+            Agent.last_seen_at < cutoff,
+        )
+        .order_by(Agent.id)
+        .with_for_update()
+    )
+    changed = sorted(await session.scalars(
+        update(Agent)
+        .where(Agent.id.in_(silent), Agent.presence == Presence.ONLINE.value)
+        .values(presence=Presence.AWAY.value, presence_changed_at=now)
+        .returning(Agent.id)
+        .execution_options(synchronize_session=False)
+    ))
+    if changed:
+        await _presence_changed(
+            session, changed, Presence.ONLINE.value, Presence.AWAY, reason=HEARTBEAT_LOST
+        )
+    return changed
+
+
+async def _presence_changed(
+    session: AsyncSession,
+    agent_ids: list[int],
+    before: str,
+    after: Presence,
+    *,
+    actor_id: int | None = None,
+    reason: str | None = None,
+) -> None:
+    """The event and audit entry of presence changes already written to the rows.
+
+    ``reason`` is left out when the agent made the change; otherwise it says why.
+    """
+    extra = {} if reason is None else {"reason": reason}
+    await record_events(session, [
+        ("agent.presence", {"agent_id": agent_id, "presence": after.value, **extra}, None)
+        for agent_id in agent_ids
+    ])
+    for agent_id in agent_ids:
+        await audit(
+            session, actor_id, "agent.presence", "agent", agent_id,
+            {"before": before, "after": after.value, **extra},
+        )

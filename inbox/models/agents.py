@@ -33,6 +33,10 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16))
     presence: Mapped[str] = mapped_column(String(16), default=Presence.OFFLINE.value)
     presence_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The last heartbeat of any of the agent's websockets, on any process (inbox.presence).
+    # NULL while no socket has beaten since the agent last went online without one: the
+    # presence sweeper leaves such agents alone.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

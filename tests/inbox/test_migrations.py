@@ -82,6 +82,21 @@ async def test_upgrade_one_revision_at_a_time(empty_db_url: str) -> None:
     assert await _run(empty_db_url, _diff) == []
 
 
+async def test_upgrade_from_0001_keeps_agents_and_adds_last_seen(empty_db_url: str) -> None:
+    await upgrade(empty_db_url, "0001")
+    await _run(empty_db_url, lambda conn: conn.exec_driver_sql(
+        "INSERT INTO agents (email, name, password_hash, role, presence, presence_changed_at,"
+        " active, created_at) VALUES ('ada@example.com', 'Ada', 'x', 'agent', 'online',"
+        " '2026-01-01 00:00:00', TRUE, '2026-01-01 00:00:00')"
+    ))
+    assert await upgrade(empty_db_url) == ("0001", head_revision())
+    rows = await _run(empty_db_url, lambda conn: conn.exec_driver_sql(
+        "SELECT email, presence, last_seen_at FROM agents"
+    ).all())
+    assert [tuple(r) for r in rows] == [("ada@example.com", "online", None)]
+    assert await _run(empty_db_url, _diff) == []
+
+
 async def test_downgrade_to_base_and_up_again(db_url: str) -> None:
     def downgrade(conn: Connection) -> None:
         config = alembic_config()
