@@ -36,6 +36,7 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "message.created": frozenset({"conversation", "message"}),
     "message.delivery": frozenset({"conversation", "message"}),
     "agent.presence": frozenset({"agent_id", "presence"}),
+    "routing.rules": frozenset({"version"}),
     # Internal: closes the websockets of a login session; never forwarded to clients.
     "session.ended": frozenset({"agent_id", "session_id"}),
 }

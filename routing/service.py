@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -34,10 +33,12 @@ from inbox.actions.routing import hand_back, route_conversation
 from inbox.db import Store
 from inbox.events import DomainEvent, Subscription
 from inbox.models import Agent as AgentRow
-from inbox.models import AgentCapacity, AgentSkill, Conversation, ConversationSkill, Event
-from inbox.types import Channel, Presence, Priority, Status
-from routing.core import Agent, Policy, Router, SkillNeed, Waiting
+from inbox.models import AgentCapacity, AgentSkill, Conversation, Event
+from inbox.types import Channel, Presence, Status
+from routing.core import Agent, Policy, Router, Waiting
 from routing.leader import leadership
+from routing.rule_store import Subject, current_rules, load_subjects, waiting_for
+from routing.rules import Rule, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +55,6 @@ class RoutingSettings:
 
 class _Resync(Exception):
     """The event stream overflowed: reload everything."""
-
-
-def _seconds(value: datetime | str) -> float:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value.timestamp()
-
-
-def waiting_of(
-    conversation_id: int, channel: str, priority: str, created_at: datetime | str,
-    skills: list[tuple[str, int]],
-) -> Waiting:
-    return Waiting(
-        id=conversation_id,
-        channel=Channel(channel),
-        needs=tuple(SkillNeed(skill, level) for skill, level in sorted(skills)),
-        priority=Priority(priority).rank,
-        waiting_since=_seconds(created_at),
-    )
 
 
 class RoutingService:
@@ -95,6 +77,7 @@ class RoutingService:
         self._requeue_due: dict[int, float] = {}  # agent -> when its chats go back
         self._resync_at = 0.0
         self._loaded_upto = 0  # events up to this id are in the loaded state already
+        self._rules: tuple[Rule, ...] = ()
 
     def _new_router(self) -> Router:
         return Router(self.settings.policy, chat_first=self.settings.chat_first)
@@ -135,8 +118,7 @@ class RoutingService:
                     subscription = self.store.hub.subscribe()
                     self._resync_at = 0.0
                     continue
-                for event in events:
-                    self._apply(event)
+                await self._apply_all(events)
         finally:
             subscription.close()
 
@@ -196,25 +178,12 @@ class RoutingService:
                 if holder in agents:
                     load = agents[holder].load
                     load[Channel(channel)] = load.get(Channel(channel), 0) + 1
-            skills: dict[int, list[tuple[str, int]]] = {}
-            unassigned = select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
-            for conversation_id, skill, level in await session.execute(
-                select(
-                    ConversationSkill.conversation_id, ConversationSkill.skill,
-                    ConversationSkill.level,
-                ).where(ConversationSkill.conversation_id.in_(unassigned))
-            ):
-                skills.setdefault(conversation_id, []).append((skill, level))
-            for conversation_id, channel, priority, created_at in await session.execute(
-                select(
-                    Conversation.id, Conversation.channel, Conversation.priority,
-                    Conversation.created_at,
-                ).where(open_, Conversation.assignee_id.is_(None))
-            ):
-                waiting[conversation_id] = waiting_of(
-                    conversation_id, channel, priority, created_at,
-                    skills.get(conversation_id, []),
-                )
+            self._rules = await current_rules(session)
+            unassigned = (await session.scalars(
+                select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
+            )).all()
+            for subject in (await load_subjects(session, unassigned)).values():
+                waiting[subject.id] = self._waiting_for(subject)
         for agent in agents.values():
             router.set_agent(agent)
         for item in waiting.values():
@@ -228,16 +197,48 @@ class RoutingService:
                 self._requeue_due.setdefault(agent_id, now + self.settings.requeue_after_s)
         self._resync_at = now + self.settings.resync_s
 
-    # -- events ---------------------------------------------------------------------
-    def _apply(self, event: DomainEvent) -> None:
-        if event.id <= self._loaded_upto:
-            return
-        if event.kind in ("conversation.created", "conversation.updated"):
-            self._conversation(event.payload["conversation"])
-        elif event.kind == "agent.presence":
-            self._presence(int(event.payload["agent_id"]), Presence(event.payload["presence"]))
+    def _waiting_for(self, subject: Subject) -> Waiting:
+        outcome = evaluate(self._rules, subject.facts) if self._rules else None
+        if outcome is not None and outcome.errors:
+            log.warning("routing rules on conversation %s: %s", subject.id,
+                        "; ".join(outcome.errors))
+        return waiting_for(subject, outcome)
 
-    def _conversation(self, summary: Mapping[str, Any]) -> None:
+    # -- events ---------------------------------------------------------------------
+    async def _apply_all(self, events: list[DomainEvent]) -> None:
+        """Apply events in order; conversations that wait are (re)read and evaluated
+        against the rules together at the end."""
+        fresh: set[int] = set()
+        for event in events:
+            if event.id <= self._loaded_upto:
+                continue
+            if event.kind in ("conversation.created", "conversation.updated"):
+                conversation_id = self._conversation(event.payload["conversation"])
+                if conversation_id is not None:
+                    fresh.add(conversation_id)
+                else:
+                    fresh.discard(int(event.payload["conversation"]["id"]))
+            elif event.kind == "agent.presence":
+                self._presence(
+                    int(event.payload["agent_id"]), Presence(event.payload["presence"])
+                )
+            elif event.kind == "routing.rules":
+                self._resync_at = 0.0  # new rules: re-evaluate everything waiting
+        if not fresh:
+            return
+        async with self.store.read() as session:
+            subjects = await load_subjects(session, fresh)
+        for conversation_id in sorted(fresh):
+            subject = subjects.get(conversation_id)
+            if subject is None or conversation_id in self._held:
+                continue
+            item = self._waiting_for(subject)
+            if self._waiting.get(conversation_id) != item:
+                self._waiting[conversation_id] = item
+                self._router.enqueue(item)
+
+    def _conversation(self, summary: Mapping[str, Any]) -> int | None:
+        """Apply a conversation's new state; its id if it waits (to be evaluated)."""
         conversation_id = int(summary["id"])
         channel = Channel(summary["channel"])
         assignee = summary["assignee_id"]
@@ -257,15 +258,10 @@ class RoutingService:
                     agent.load[channel] = agent.load.get(channel, 0) + 1
                     self._router.set_agent(agent)
         if is_open and assignee is None:
-            skills = [(s["skill"], int(s["level"])) for s in summary.get("skills", [])]
-            item = waiting_of(
-                conversation_id, channel, summary["priority"], summary["created_at"], skills
-            )
-            if self._waiting.get(conversation_id) != item:
-                self._waiting[conversation_id] = item
-                self._router.enqueue(item)
-        elif self._waiting.pop(conversation_id, None) is not None:
+            return conversation_id
+        if self._waiting.pop(conversation_id, None) is not None:
             self._router.remove(conversation_id)
+        return None
 
     def _presence(self, agent_id: int, presence: Presence) -> None:
         agent = self._agents.get(agent_id)

@@ -27,6 +27,7 @@ from web import pages, ws
 from web.api import agents as agents_api
 from web.api import contacts as contacts_api
 from web.api import conversations as conversations_api
+from web.api import routing as routing_api
 from web.api.openapi import OPENAPI
 from web.errors import EXCEPTION_HANDLERS, ApiError
 from web.services import Services, services
@@ -109,6 +110,7 @@ def create_app(svc: Services, workers: Sequence[Worker] = ()) -> Starlette:
         *conversations_api.ROUTES,
         *agents_api.ROUTES,
         *contacts_api.ROUTES,
+        *routing_api.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/{rest:path}", api_not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]

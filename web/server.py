@@ -21,6 +21,8 @@ from inbox.config import Settings
 from inbox.db import Store
 from inbox.ingest import Ingestor
 from inbox.outbox import OutboxWorker, Sender
+from inbox.presence import PresenceSweeper
+from routing.service import RoutingService
 from web.app import Worker, create_app
 from web.services import Services
 from web.ws import MAX_FRAME_BYTES
@@ -38,7 +40,11 @@ def build_services(settings: Settings) -> Services:
 
 def workers(svc: Services, senders: Mapping[str, Sender] = SENDERS) -> list[Worker]:
     """Background work beside the web app (the PostgreSQL event listener is the app's own)."""
-    return [OutboxWorker(svc.store, senders).run]
+    return [
+        OutboxWorker(svc.store, senders).run,
+        PresenceSweeper(svc.store, svc.settings.presence_grace_s).run,
+        RoutingService(svc.store).run,
+    ]
 
 
 class Server(uvicorn.Server):

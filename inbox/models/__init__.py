@@ -16,10 +16,11 @@ from inbox.models.conversations import (
     Message,
 )
 from inbox.models.log import AuditEntry, Event, OutboxItem
+from inbox.models.routing import RoutingRule
 
 __all__ = [
     "Agent", "AgentCapacity", "AgentSkill", "ApiToken", "Attachment", "AuditEntry",
     "AuthSession", "Base", "Contact", "ContactIdentity", "Conversation", "ConversationSkill",
     "ConversationTag", "Event", "InstanceSetting", "LoginFailure", "Message", "OutboxItem",
-    "Team", "TeamMember",
+    "RoutingRule", "Team", "TeamMember",
 ]

@@ -22,6 +22,7 @@ from inbox.actions.conversations import (
     start_conversation,
     update_conversation,
 )
+from inbox.actions.rules import create_rule
 from inbox.auth import create_session, end_session
 from inbox.db import Store
 from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, Subscription, record_event
@@ -102,6 +103,8 @@ async def test_every_action_emits_events_matching_the_schema(
         login = await create_session(session, agent_id, hours=1)
     async with store.write() as session:
         await end_session(session, login)
+    async with store.write() as session:
+        await create_rule(session, {"name": "r", "actions": []}, agent_id)
 
     events = await stored_events(store)
     for event in events:

@@ -47,6 +47,11 @@ SCHEMAS: dict[str, Any] = {
             },
         }},
     },
+    "RoutingRule": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "position": {"type": "integer"}, "name": {"type": "string"},
+        "enabled": {"type": "boolean"}, "stop": {"type": "boolean"},
+        "conditions": {"type": "array", "items": {"type": "object"}},
+        "actions": {"type": "array", "items": {"type": "object"}}}},
     "Contact": {"type": "object", "properties": {
         "id": {"type": "integer"}, "name": {"type": ["string", "null"]},
         "email": {"type": ["string", "null"]}}},
@@ -112,6 +117,14 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
 
 
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+RULE_ID = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+RULE_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["name", "actions"],
+    "description": "A routing rule; the format is in README (Routing rules).",
+    "properties": {"name": {"type": "string"}, "enabled": {"type": "boolean"},
+                   "stop": {"type": "boolean"}, "position": {"type": "integer"},
+                   "conditions": {"type": "array", "items": {"type": "object"}},
+                   "actions": {"type": "array", "items": {"type": "object"}}}}}}}
 
 PATHS: dict[str, Any] = {
     "/conversations": {"get": {
@@ -206,6 +219,44 @@ PATHS: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["presence"],
             "properties": {"presence": {"enum": ["online", "away", "offline"]}}}}}},
+        "responses": {"200": _json({"type": "object"}), **ERRORS}}},
+    "/routing/rules": {
+        "get": {"summary": "The routing rules in order, and the rule-set version "
+                           "(supervisor or admin)",
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "version": {"type": "integer"},
+                    "rules": {"type": "array", "items": _ref("RoutingRule")}}}), **ERRORS}},
+        "post": {"summary": "Add a routing rule, at `position` or last (supervisor or admin); "
+                            "422 names the path of the first problem",
+                 "requestBody": RULE_BODY,
+                 "responses": {"201": _json(_ref("RoutingRule"), "Created"), **ERRORS}},
+    },
+    "/routing/rules/{rule_id}": {
+        "put": {"summary": "Replace a routing rule (supervisor or admin)",
+                "parameters": [RULE_ID], "requestBody": RULE_BODY,
+                "responses": {"200": _json(_ref("RoutingRule")), **ERRORS}},
+        "delete": {"summary": "Remove a routing rule (supervisor or admin)",
+                   "parameters": [RULE_ID],
+                   "responses": {"204": {"description": "Removed"}, **ERRORS}},
+    },
+    "/routing/rules/order": {"put": {
+        "summary": "Put the routing rules in a new order: every rule id once",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["ids"],
+            "properties": {"ids": {"type": "array", "items": {"type": "integer"}}}}}}},
+        "responses": {"200": _json({"type": "object"}), **ERRORS}}},
+    "/routing/rules/dry-run": {"post": {
+        "summary": "What a whole proposed rule set would have decided for the latest 500 "
+                   "conversations, compared with the current rules",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["rules"],
+            "properties": {"rules": {"type": "array", "items": {"type": "object"}}}}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "conversations": {"type": "integer"}, "changed": {"type": "integer"},
+            "changes": {"type": "array", "items": {"type": "object"}}}}), **ERRORS}}},
+    "/routing/rules/history": {"get": {
+        "summary": "Changes to the routing rules, newest first: who, when, version, before "
+                   "and after",
         "responses": {"200": _json({"type": "object"}), **ERRORS}}},
 }
 

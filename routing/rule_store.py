@@ -1,0 +1,166 @@
+"""Routing rules between the store and ``routing.rules``: checking a rule before it is
+saved, reading the rule set back, gathering the facts rules look at, turning a
+conversation and the rules' outcome into what the router queues, and the dry-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox.actions.rules import list_rules
+from inbox.models import Contact, Conversation, ConversationSkill, ConversationTag, Message
+from inbox.types import Channel, Direction, Priority
+from routing.core import SkillNeed, Waiting
+from routing.rule_conditions import Facts, RuleError
+from routing.rules import Outcome, Rule, evaluate, parse_rule, rule_to_json
+
+DRY_RUN_CONVERSATIONS = 500
+DRY_RUN_SHOWN = 100
+
+
+def check_definition(data: object) -> dict[str, Any]:
+    """The canonical JSON of a rule, or ``RuleError`` naming what is wrong."""
+    return rule_to_json(parse_rule(data))
+
+
+async def current_rules(session: AsyncSession) -> tuple[Rule, ...]:
+    """The stored rule set in order (each was checked when saved)."""
+    return tuple(parse_rule(stored.definition) for stored in await list_rules(session))
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A conversation as routing sees it: the facts for rules and its own settings."""
+
+    id: int
+    facts: Facts
+    priority: Priority
+    skills: tuple[tuple[str, int], ...]
+    created_at: datetime
+
+
+async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, Subject]:
+    """Facts for rules about these conversations, in a few set-wise queries."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = (await session.execute(
+        select(
+            Conversation.id, Conversation.channel, Conversation.subject, Conversation.priority,
+            Conversation.created_at, Contact.email, Contact.name,
+        )
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(Conversation.id.in_(wanted))
+    )).all()
+    tags: dict[int, set[str]] = {}
+    for conversation_id, tag in await session.execute(
+        select(ConversationTag.conversation_id, ConversationTag.tag)
+        .where(ConversationTag.conversation_id.in_(wanted))
+    ):
+        tags.setdefault(conversation_id, set()).add(tag)
+    skills: dict[int, list[tuple[str, int]]] = {}
+    for conversation_id, skill, level in await session.execute(
+        select(ConversationSkill.conversation_id, ConversationSkill.skill,
+               ConversationSkill.level)
+        .where(ConversationSkill.conversation_id.in_(wanted))
+    ):
+        skills.setdefault(conversation_id, []).append((skill, level))
+    first = (
+        select(func.min(Message.id))
+        .where(Message.conversation_id.in_(wanted), Message.direction == Direction.INBOUND.value)
+        .group_by(Message.conversation_id)
+    )
+    bodies = dict((await session.execute(
+        select(Message.conversation_id, Message.body_text).where(Message.id.in_(first))
+    )).all())
+    subjects = {}
+    for conversation_id, channel, subject, priority, created_at, email, name in rows:
+        facts = Facts(
+            channel=Channel(channel), source=None, subject=subject,
+            body=bodies.get(conversation_id, ""), contact_email=email, contact_name=name,
+            contact_tags=frozenset(), tags=frozenset(tags.get(conversation_id, ())),
+            language=None, received_at=created_at,
+        )
+        subjects[conversation_id] = Subject(
+            conversation_id, facts, Priority(priority),
+            tuple(sorted(skills.get(conversation_id, ()))), created_at,
+        )
+    return subjects
+
+
+def waiting_for(subject: Subject, outcome: Outcome | None) -> Waiting:
+    """What the router queues: the conversation's own skills and priority, with the
+    rules' outcome on top (a rule's skill level and relaxation win for that skill; a
+    rule's priority replaces the conversation's; its SLA sets the deadline)."""
+    needs = {skill: SkillNeed(skill, level) for skill, level in subject.skills}
+    priority = subject.priority
+    deadline = None
+    since = subject.created_at.timestamp()
+    if outcome is not None:
+        for need in outcome.needs:
+            own = needs.get(need.skill)
+            needs[need.skill] = (
+                need if own is None else SkillNeed(need.skill, max(own.level, need.level),
+                                                   need.relax_after_s)
+            )
+        priority = outcome.priority or priority
+        if outcome.first_response_s is not None:
+            deadline = since + outcome.first_response_s
+    return Waiting(
+        id=subject.id,
+        channel=subject.facts.channel,
+        needs=tuple(needs[skill] for skill in sorted(needs)),
+        priority=priority.rank,
+        waiting_since=since,
+        deadline=deadline,
+    )
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "skills": [
+            {"skill": n.skill, "level": n.level, "relax_after_s": n.relax_after_s}
+            for n in outcome.needs
+        ],
+        "priority": outcome.priority.value if outcome.priority else None,
+        "team": outcome.team,
+        "tags": sorted(outcome.tags),
+        "first_response_s": outcome.first_response_s,
+        "matched": list(outcome.matched),
+    }
+
+
+async def dry_run(
+    session: AsyncSession, proposed: Sequence[Rule], limit: int = DRY_RUN_CONVERSATIONS
+) -> dict[str, Any]:
+    """What ``proposed`` would have decided, against the current rules, for the latest
+    ``limit`` conversations."""
+    current = await current_rules(session)
+    ids = (await session.scalars(
+        select(Conversation.id).order_by(Conversation.id.desc()).limit(limit)
+    )).all()
+    subjects = await load_subjects(session, ids)
+    changes = []
+    for conversation_id in ids:
+        facts = subjects[conversation_id].facts
+        before = outcome_json(evaluate(current, facts))
+        after = outcome_json(evaluate(proposed, facts))
+        if before != after:
+            changes.append({"conversation_id": conversation_id, "before": before, "after": after})
+    return {
+        "conversations": len(ids),
+        "changed": len(changes),
+        "changes": changes[:DRY_RUN_SHOWN],
+    }
+
+
+__all__ = [
+    "RuleError", "Subject", "check_definition", "current_rules", "dry_run", "load_subjects",
+    "outcome_json", "waiting_for",
+]
