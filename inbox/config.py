@@ -98,6 +98,15 @@ class Setting:
         return "GUICHET_" + self.name.upper()
 
 
+def _flag(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "Directory for the SQLite database, attachments and other files.",
             "./data", str, "--data-dir"),
@@ -122,6 +131,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("heartbeat_s", "Seconds between an agent websocket's heartbeats: while a socket is "
             "open, the agent's last-seen time is refreshed every half of this (1-300).", 15,
             int_between(1, 300)),
+    Setting("routing_policy", "Which eligible agent gets a conversation: least_loaded, "
+            "longest_idle or least_flexible (fewest skills first).", "least_loaded",
+            lambda v: _choice(v.lower(), ("least_loaded", "longest_idle", "least_flexible"))),
+    Setting("routing_chat_first", "Serve waiting chats before email and forms of the same "
+            "priority.", True, _flag),
+    Setting("routing_requeue_s", "Seconds after an agent turns away or offline before the "
+            "chats they hold wait for another agent (0-3600).", 15, int_between(0, 3600)),
+    Setting("routing_sticky_s", "Seconds after a returning customer's conversation starts "
+            "waiting during which their previous agent is preferred, when eligible "
+            "(0-86400; 0: no stickiness).", 120, int_between(0, 86400)),
 )
 
 
@@ -144,6 +163,10 @@ class Settings:
     log_level: str
     presence_grace_s: int = 20
     heartbeat_s: int = 15
+    routing_policy: str = "least_loaded"
+    routing_chat_first: bool = True
+    routing_requeue_s: int = 15
+    routing_sticky_s: int = 120
 
     @property
     def is_sqlite(self) -> bool:

@@ -43,6 +43,7 @@ class Subject:
     priority: Priority
     skills: tuple[tuple[str, int], ...]
     created_at: datetime
+    previous_agent: int | None = None  # who last held another conversation of the contact
 
 
 async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, Subject]:
@@ -53,7 +54,7 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     rows = (await session.execute(
         select(
             Conversation.id, Conversation.channel, Conversation.subject, Conversation.priority,
-            Conversation.created_at, Contact.email, Contact.name,
+            Conversation.created_at, Contact.email, Contact.name, Contact.id,
         )
         .join(Contact, Contact.id == Conversation.contact_id)
         .where(Conversation.id.in_(wanted))
@@ -79,8 +80,9 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     bodies = dict((await session.execute(
         select(Message.conversation_id, Message.body_text).where(Message.id.in_(first))
     )).all())
+    previous = await _previous_agents(session, {row[-1] for row in rows}, wanted)
     subjects = {}
-    for conversation_id, channel, subject, priority, created_at, email, name in rows:
+    for conversation_id, channel, subject, priority, created_at, email, name, contact in rows:
         facts = Facts(
             channel=Channel(channel), source=None, subject=subject,
             body=bodies.get(conversation_id, ""), contact_email=email, contact_name=name,
@@ -89,15 +91,38 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
         )
         subjects[conversation_id] = Subject(
             conversation_id, facts, Priority(priority),
-            tuple(sorted(skills.get(conversation_id, ()))), created_at,
+            tuple(sorted(skills.get(conversation_id, ()))), created_at, previous.get(contact),
         )
     return subjects
 
 
-def waiting_for(subject: Subject, outcome: Outcome | None) -> Waiting:
+async def _previous_agents(
+    session: AsyncSession, contacts: set[int], excluded: list[int]
+) -> dict[int, int]:
+    """Per contact, the agent of its latest other conversation that had one."""
+    if not contacts:
+        return {}
+    rows = await session.execute(
+        select(Conversation.contact_id, Conversation.assignee_id)
+        .where(
+            Conversation.contact_id.in_(sorted(contacts)),
+            Conversation.assignee_id.is_not(None),
+            Conversation.id.not_in(excluded),
+        )
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+    )
+    previous: dict[int, int] = {}
+    for contact_id, assignee_id in rows:
+        if assignee_id is not None:
+            previous.setdefault(contact_id, assignee_id)
+    return previous
+
+
+def waiting_for(subject: Subject, outcome: Outcome | None, sticky_s: float = 0.0) -> Waiting:
     """What the router queues: the conversation's own skills and priority, with the
     rules' outcome on top (a rule's skill level and relaxation win for that skill; a
-    rule's priority replaces the conversation's; its SLA sets the deadline)."""
+    rule's priority replaces the conversation's; its SLA sets the deadline); and, for
+    ``sticky_s`` after it starts waiting, the contact's previous agent preferred."""
     needs = {skill: SkillNeed(skill, level) for skill, level in subject.skills}
     priority = subject.priority
     deadline = None
@@ -119,6 +144,8 @@ def waiting_for(subject: Subject, outcome: Outcome | None) -> Waiting:
         priority=priority.rank,
         waiting_since=since,
         deadline=deadline,
+        sticky_agent=subject.previous_agent if sticky_s > 0 else None,
+        sticky_until=since + sticky_s if sticky_s > 0 else None,
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from inbox.actions.routing import hand_back, route_conversation
+from inbox.config import Settings
 from inbox.db import Store
 from inbox.events import DomainEvent, Subscription
 from inbox.models import Agent as AgentRow
@@ -48,9 +49,20 @@ class RoutingSettings:
     policy: Policy = Policy.LEAST_LOADED
     chat_first: bool = True
     requeue_after_s: float = 15.0  # an away agent's chats wait again after this
+    sticky_s: float = 120.0  # a returning customer's previous agent is preferred this long
     resync_s: float = 30.0  # full reload from the database
     tick_s: float = 0.5  # longest sleep between decisions (relaxations, timers)
     standby_poll_s: float = 1.0  # PostgreSQL: how often a standby asks for leadership
+
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RoutingSettings:
+        return cls(
+            policy=Policy(settings.routing_policy),
+            chat_first=settings.routing_chat_first,
+            requeue_after_s=float(settings.routing_requeue_s),
+            sticky_s=float(settings.routing_sticky_s),
+        )
 
 
 class _Resync(Exception):
@@ -202,7 +214,7 @@ class RoutingService:
         if outcome is not None and outcome.errors:
             log.warning("routing rules on conversation %s: %s", subject.id,
                         "; ".join(outcome.errors))
-        return waiting_for(subject, outcome)
+        return waiting_for(subject, outcome, self.settings.sticky_s)
 
     # -- events ---------------------------------------------------------------------
     async def _apply_all(self, events: list[DomainEvent]) -> None:

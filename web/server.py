@@ -22,7 +22,7 @@ from inbox.db import Store
 from inbox.ingest import Ingestor
 from inbox.outbox import OutboxWorker, Sender
 from inbox.presence import PresenceSweeper
-from routing.service import RoutingService
+from routing.service import RoutingService, RoutingSettings
 from web.app import Worker, create_app
 from web.services import Services
 from web.ws import MAX_FRAME_BYTES
@@ -43,7 +43,7 @@ def workers(svc: Services, senders: Mapping[str, Sender] = SENDERS) -> list[Work
     return [
         OutboxWorker(svc.store, senders).run,
         PresenceSweeper(svc.store, svc.settings.presence_grace_s).run,
-        RoutingService(svc.store).run,
+        RoutingService(svc.store, RoutingSettings.from_settings(svc.settings)).run,
     ]
 
 

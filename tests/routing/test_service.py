@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,43 @@ async def _all_assigned(store: Store, ids: list[int]) -> bool:
             )
         )
     return count == len(ids)
+
+
+async def test_returning_customer_goes_back_to_their_previous_agent(
+    store: Store, ingestor: Ingestor
+) -> None:
+    for sticky_s, expect_previous in ((120.0, True), (0.0, False)):
+        service = RoutingService(store, replace(FAST, sticky_s=sticky_s))
+        async with running(service):
+            await asyncio.wait_for(service.leading.wait(), 10)
+            busy = await agent(store, f"busy-{sticky_s}", {}, email=5)
+            first = await arrive_from(ingestor, f"first-{sticky_s}", f"kim{sticky_s}@x.example")
+            await eventually(lambda first=first, busy=busy: _is(store, first, busy))
+            async with store.write() as session:
+                await update_conversation(
+                    session, first, busy, ConversationChanges(status=Status.RESOLVED)
+                )
+            # Someone less loaded (busy holds another conversation) comes online.
+            await arrive(ingestor, f"other-{sticky_s}")
+            await eventually(lambda busy=busy: _holds(store, busy, 1))
+            idle = await agent(store, f"idle-{sticky_s}", {}, email=5)
+            again = await arrive_from(ingestor, f"again-{sticky_s}", f"kim{sticky_s}@x.example")
+            expected = busy if expect_previous else idle
+            await eventually(lambda again=again, expected=expected: _is(store, again, expected))
+        async with store.write() as session:  # out of the way of the next round
+            for agent_id in (busy, idle):
+                await set_presence(session, agent_id, Presence.OFFLINE)
+
+
+async def arrive_from(ingestor: Ingestor, key: str, sender: str) -> int:
+    return (await ingestor.ingest(inbound(key, sender=sender))).conversation_id
+
+
+async def _holds(store: Store, agent_id: int, count: int) -> bool:
+    async with store.read() as session:
+        held = await session.scalar(
+            select(func.count()).select_from(Conversation).where(
+                Conversation.assignee_id == agent_id, Conversation.status == Status.OPEN.value
+            )
+        )
+    return held == count
