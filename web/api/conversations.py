@@ -20,6 +20,7 @@ from inbox.actions.conversations import (
 from inbox.listing import MAX_QUERY_CHARS, BadCursor, ConversationFilter, list_conversations
 from inbox.queries import conversation_detail
 from inbox.types import Channel, Priority, Status
+from routing.estimate import chat_estimate
 from web.api.body import (
     get_bool,
     get_datetime,
@@ -97,6 +98,19 @@ async def list_endpoint(request: Request) -> JSONResponse:
 async def get_endpoint(request: Request) -> JSONResponse:
     who = await require(request)
     return JSONResponse((await visible_conversation(request, who)).to_json())
+
+
+async def queue_endpoint(request: Request) -> JSONResponse:
+    """Where a waiting chat stands: position and expected wait (404 if it is not waiting)."""
+    who = await require(request)
+    conversation = await visible_conversation(request, who)
+    async with services(request).store.read() as session:
+        estimate = await chat_estimate(session, conversation.conversation.id)
+    if estimate is None:
+        raise ApiError(
+            404, f"conversation {conversation.conversation.id} is not a chat waiting for an agent"
+        )
+    return JSONResponse(estimate.to_json())
 
 
 PATCHABLE = {"status", "snoozed_until", "priority", "tags", "assignee_id", "team_id"}
@@ -212,4 +226,5 @@ ROUTES = [
     Route("/conversations/{id:int}", get_endpoint, methods=["GET"]),
     Route("/conversations/{id:int}", patch_endpoint, methods=["PATCH"]),
     Route("/conversations/{id:int}/messages", post_message_endpoint, methods=["POST"]),
+    Route("/conversations/{id:int}/queue", queue_endpoint, methods=["GET"]),
 ]

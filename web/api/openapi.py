@@ -220,6 +220,13 @@ PATHS: dict[str, Any] = {
             "type": "object", "required": ["presence"],
             "properties": {"presence": {"enum": ["online", "away", "offline"]}}}}}},
         "responses": {"200": _json({"type": "object"}), **ERRORS}}},
+    "/conversations/{id}/queue": {"get": {
+        "summary": "A waiting chat's place in the queue and expected wait in seconds "
+                   "(null when no agent who could take it is online); 404 unless waiting",
+        "parameters": [ID],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "position": {"type": "integer"}, "expected_wait_s": {"type": ["integer", "null"]},
+            "agents_online": {"type": "integer"}}}), **ERRORS}}},
     "/routing/rules": {
         "get": {"summary": "The routing rules in order, and the rule-set version "
                            "(supervisor or admin)",
