@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.actions.rules import list_rules
-from inbox.models import Contact, Conversation, ConversationSkill, ConversationTag, Message
+from inbox.models import (
+    Contact,
+    Conversation,
+    ConversationSkill,
+    ConversationTag,
+    Message,
+    Team,
+)
 from inbox.types import Channel, Direction, Priority
 from routing.core import SkillNeed, Waiting
 from routing.rule_conditions import Facts, RuleError
@@ -44,6 +51,7 @@ class Subject:
     skills: tuple[tuple[str, int], ...]
     created_at: datetime
     previous_agent: int | None = None  # who last held another conversation of the contact
+    team: str | None = None  # the name of the conversation's team
 
 
 async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, Subject]:
@@ -54,9 +62,10 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     rows = (await session.execute(
         select(
             Conversation.id, Conversation.channel, Conversation.subject, Conversation.priority,
-            Conversation.created_at, Contact.email, Contact.name, Contact.id,
+            Conversation.created_at, Contact.email, Contact.name, Contact.id, Team.name,
         )
         .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
         .where(Conversation.id.in_(wanted))
     )).all()
     tags: dict[int, set[str]] = {}
@@ -80,9 +89,10 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
     bodies = dict((await session.execute(
         select(Message.conversation_id, Message.body_text).where(Message.id.in_(first))
     )).all())
-    previous = await _previous_agents(session, {row[-1] for row in rows}, wanted)
+    previous = await _previous_agents(session, {row[7] for row in rows}, wanted)
     subjects = {}
-    for conversation_id, channel, subject, priority, created_at, email, name, contact in rows:
+    for (conversation_id, channel, subject, priority, created_at, email, name, contact,
+         team) in rows:
         facts = Facts(
             channel=Channel(channel), source=None, subject=subject,
             body=bodies.get(conversation_id, ""), contact_email=email, contact_name=name,
@@ -92,6 +102,7 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
         subjects[conversation_id] = Subject(
             conversation_id, facts, Priority(priority),
             tuple(sorted(skills.get(conversation_id, ()))), created_at, previous.get(contact),
+            team,
         )
     return subjects
 
@@ -147,6 +158,28 @@ def waiting_for(subject: Subject, outcome: Outcome | None, sticky_s: float = 0.0
         sticky_agent=subject.previous_agent if sticky_s > 0 else None,
         sticky_until=since + sticky_s if sticky_s > 0 else None,
     )
+
+
+@dataclass(frozen=True)
+class Marking:
+    """What the rules' outcome changes on the conversation itself (None: nothing)."""
+
+    priority: Priority | None
+    team: str | None
+    tags: tuple[str, ...] | None  # the whole new tag list
+
+
+def marking(subject: Subject, outcome: Outcome | None) -> Marking | None:
+    """The priority, team and tags the rules set that the conversation does not have yet."""
+    if outcome is None:
+        return None
+    priority = outcome.priority if outcome.priority not in (None, subject.priority) else None
+    team = outcome.team if outcome.team not in (None, subject.team) else None
+    new_tags = outcome.tags - subject.facts.tags
+    tags = tuple(sorted(subject.facts.tags | outcome.tags)) if new_tags else None
+    if priority is None and team is None and tags is None:
+        return None
+    return Marking(priority, team, tags)
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

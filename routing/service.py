@@ -13,6 +13,11 @@ re-checks it under row locks; a refused decision puts the conversation back and 
 state is reloaded shortly. The state is also reloaded every ``resync_s`` and whenever
 the event stream overflows, so nothing missed stays missed.
 
+Supervisors' routing rules (``routing.rules``) are evaluated on every conversation that
+starts waiting, and on all waiting ones again when the rules change: their skills,
+priority and SLA decide how it is routed, and the priority, team and tags they set are
+written to the conversation (through ``update_conversation``, audited as the system).
+
 An agent who turns away or offline holding chats gets them taken back after
 ``requeue_after_s`` unless they are online again by then; the chats wait again, ordered
 by their original arrival. Email and forms stay with the agent.
@@ -29,16 +34,24 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from inbox.actions.conversations import UNSET, ConversationChanges, NotFound, update_conversation
 from inbox.actions.routing import hand_back, route_conversation
 from inbox.config import Settings
 from inbox.db import Store
 from inbox.events import DomainEvent, Subscription
 from inbox.models import Agent as AgentRow
-from inbox.models import AgentCapacity, AgentSkill, Conversation, Event
+from inbox.models import AgentCapacity, AgentSkill, Conversation, Event, Team
 from inbox.types import Channel, Presence, Status
 from routing.core import Agent, Policy, Router, Waiting
 from routing.leader import leadership
-from routing.rule_store import Subject, current_rules, load_subjects, waiting_for
+from routing.rule_store import (
+    Marking,
+    Subject,
+    current_rules,
+    load_subjects,
+    marking,
+    waiting_for,
+)
 from routing.rules import Rule, evaluate
 
 log = logging.getLogger(__name__)
@@ -90,6 +103,7 @@ class RoutingService:
         self._resync_at = 0.0
         self._loaded_upto = 0  # events up to this id are in the loaded state already
         self._rules: tuple[Rule, ...] = ()
+        self._marks: dict[int, Marking] = {}  # rules' changes still to write
 
     def _new_router(self) -> Router:
         return Router(self.settings.policy, chat_first=self.settings.chat_first)
@@ -194,6 +208,7 @@ class RoutingService:
             unassigned = (await session.scalars(
                 select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
             )).all()
+            self._marks = {}
             for subject in (await load_subjects(session, unassigned)).values():
                 waiting[subject.id] = self._waiting_for(subject)
         for agent in agents.values():
@@ -208,13 +223,38 @@ class RoutingService:
             if agent.presence != Presence.ONLINE and holds_chat:
                 self._requeue_due.setdefault(agent_id, now + self.settings.requeue_after_s)
         self._resync_at = now + self.settings.resync_s
+        await self._mark()
 
     def _waiting_for(self, subject: Subject) -> Waiting:
         outcome = evaluate(self._rules, subject.facts) if self._rules else None
         if outcome is not None and outcome.errors:
             log.warning("routing rules on conversation %s: %s", subject.id,
                         "; ".join(outcome.errors))
+        mark = marking(subject, outcome)
+        if mark is not None:
+            self._marks[subject.id] = mark
         return waiting_for(subject, outcome, self.settings.sticky_s)
+
+    async def _mark(self) -> None:
+        """Write the priority, team and tags the rules set on the conversations just
+        evaluated (each change is audited and comes back as an event, which finds
+        nothing more to change)."""
+        marks, self._marks = self._marks, {}
+        for conversation_id, mark in sorted(marks.items()):
+            async with self.store.write() as session:
+                team_id: int | None = UNSET
+                if mark.team is not None:
+                    team_id = await session.scalar(select(Team.id).where(Team.name == mark.team))
+                    if team_id is None:
+                        log.warning("routing rule sets team %r, which does not exist", mark.team)
+                        team_id = UNSET
+                changes = ConversationChanges(
+                    priority=mark.priority, tags=mark.tags, team_id=team_id
+                )
+                try:
+                    await update_conversation(session, conversation_id, None, changes)
+                except NotFound:
+                    continue
 
     # -- events ---------------------------------------------------------------------
     async def _apply_all(self, events: list[DomainEvent]) -> None:
@@ -248,6 +288,7 @@ class RoutingService:
             if self._waiting.get(conversation_id) != item:
                 self._waiting[conversation_id] = item
                 self._router.enqueue(item)
+        await self._mark()
 
     def _conversation(self, summary: Mapping[str, Any]) -> int | None:
         """Apply a conversation's new state; its id if it waits (to be evaluated)."""

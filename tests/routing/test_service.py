@@ -14,14 +14,16 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from inbox.actions.agents import create_agent, set_presence
+from inbox.actions.agents import create_agent, ensure_team, set_presence
 from inbox.actions.conversations import ConversationChanges, update_conversation
+from inbox.actions.rules import create_rule
 from inbox.db import Store
 from inbox.inbound import RoutingHints
 from inbox.ingest import Ingestor
-from inbox.models import AuditEntry, Conversation
+from inbox.models import AuditEntry, Conversation, ConversationTag, Team
 from inbox.pgnotify import PgEventListener
 from inbox.types import Channel, Presence, Role, Status
+from routing.rule_store import check_definition
 from routing.service import RoutingService, RoutingSettings
 from tests.conftest import inbound
 
@@ -274,3 +276,43 @@ async def _holds(store: Store, agent_id: int, count: int) -> bool:
             )
         )
     return held == count
+
+
+async def test_rules_set_priority_team_and_tags_and_route_by_skill(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    rule = check_definition({
+        "name": "refunds", "conditions": [{"field": "subject", "op": "contains",
+                                           "value": "refund"}],
+        "actions": [{"type": "require_skill", "skill": "billing"},
+                    {"type": "set_priority", "priority": "urgent"},
+                    {"type": "set_team", "team": "Money"},
+                    {"type": "add_tags", "tags": ["refund"]}],
+    })
+    async with store.write() as session:
+        await ensure_team(session, "Money")
+        await create_rule(session, rule, None)
+    await agent(store, "generalist", {})
+    biller = await agent(store, "biller", {"billing": 1})
+    refund = (await ingestor.ingest(inbound("r1", subject="Refund my order"))).conversation_id
+    other = (await ingestor.ingest(inbound("o1", subject="Hello"))).conversation_id
+    await eventually(lambda: _is(store, refund, biller))
+    await eventually(lambda: _assigned(store, other))
+    async with store.read() as session:
+        row = (await session.execute(
+            select(Conversation.priority, Team.name)
+            .outerjoin(Team, Team.id == Conversation.team_id)
+            .where(Conversation.id == refund)
+        )).one()
+        tags = (await session.scalars(
+            select(ConversationTag.tag).where(ConversationTag.conversation_id == refund)
+        )).all()
+        untouched = await session.scalar(
+            select(Conversation.priority).where(Conversation.id == other)
+        )
+    assert tuple(row) == ("urgent", "Money") and list(tags) == ["refund"]
+    assert untouched == "normal"
+
+
+async def _assigned(store: Store, conversation_id: int) -> bool:
+    return await assignee(store, conversation_id) is not None
