@@ -141,6 +141,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("routing_sticky_s", "Seconds after a returning customer's conversation starts "
             "waiting during which their previous agent is preferred, when eligible "
             "(0-86400; 0: no stickiness).", 120, int_between(0, 86400)),
+    Setting("routing_offer_s", "0: chats are assigned directly. Above 0: a chat is offered to "
+            "the chosen agent, who must accept it within this many seconds or it goes to "
+            "the next one (0-600).", 0, int_between(0, 600)),
+    Setting("routing_not_responding_s", "Seconds an agent who let an offer expire gets no "
+            "offers (0-3600).", 120, int_between(0, 3600)),
 )
 
 
@@ -167,6 +172,8 @@ class Settings:
     routing_chat_first: bool = True
     routing_requeue_s: int = 15
     routing_sticky_s: int = 120
+    routing_offer_s: int = 0
+    routing_not_responding_s: int = 120
 
     @property
     def is_sqlite(self) -> bool:

@@ -37,6 +37,8 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "message.delivery": frozenset({"conversation", "message"}),
     "agent.presence": frozenset({"agent_id", "presence"}),
     "routing.rules": frozenset({"version"}),
+    "conversation.offered": frozenset({"conversation", "agent_id", "expires_at"}),
+    "conversation.offer_ended": frozenset({"conversation", "agent_id", "reason"}),
     # Internal: closes the websockets of a login session; never forwarded to clients.
     "session.ended": frozenset({"agent_id", "session_id"}),
 }

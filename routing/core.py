@@ -11,10 +11,11 @@ Vocabulary:
   possibly made optional after a wait), a priority, and the time it started waiting.
 * An ``Agent`` has a presence, skills with levels, a capacity per channel, and the number
   of conversations it holds per channel (its load).
-* An agent is **eligible** for a conversation at ``now`` when it is online, not marked
-  not-responding, has capacity left on the conversation's channel and, if it has
-  ``slots`` (a cap on conversations over all channels), a slot left; and it holds every
-  skill the conversation still requires at ``now`` at the required level or above.
+* An agent is **eligible** for a conversation at ``now`` when it has not declined it
+  (``Waiting.declined_by``), is online, not marked not-responding, has capacity left on
+  the conversation's channel and, if it has ``slots`` (a cap on conversations over all
+  channels), a slot left; and it holds every skill the conversation still requires at
+  ``now`` at the required level or above.
 * With ``chat_interrupts``, chat may interrupt deferrable work (email and forms): for a
   chat only the chats an agent holds count against its slots, so an agent busy with an
   email can take a chat and put the email aside. An agent that needs no interrupting is
@@ -85,6 +86,7 @@ class Waiting:
     deadline: float | None = None  # SLA deadline (email and forms)
     sticky_agent: int | None = None
     sticky_until: float | None = None  # None with a sticky_agent: preferred with no end
+    declined_by: frozenset[int] = frozenset()  # agents who turned it down: never again
 
 
 @dataclass
@@ -155,6 +157,13 @@ class _Ranking:
     def discard(self, member: int) -> None:
         self._current.pop(member, None)
 
+    def first_but(self, excluded: frozenset[int]) -> Ranked | None:
+        """The first member not in ``excluded`` (a scan: for the rare declined offer)."""
+        if not excluded:
+            return self.first()
+        allowed = [entry for member, entry in self._current.items() if member not in excluded]
+        return min(allowed) if allowed else None
+
     def first(self) -> Ranked | None:
         heap, current = self._heap, self._current
         while heap:
@@ -202,6 +211,10 @@ class _Entry:
     waiting: Waiting
     key: Key
     cls: _Class | None = None
+
+
+def _first_but(cls: _Class, passed: set[int]) -> Ranked | None:
+    return cls.queue.first_but(frozenset(passed)) if passed else cls.queue.first()
 
 
 class Router:
@@ -351,14 +364,22 @@ class Router:
         self._dirty.clear()
         heapq.heapify(ready)
         decided = []
+        # Conversations passed over in this call because every agent left for them has
+        # declined them: the next one in their class may still be served.
+        passed: dict[_Class, set[int]] = {}
         while ready:
             head, cls = heapq.heappop(ready)
             entry = self._entries[head[1]]
             agent_id = self._choose(cls, entry.waiting, now)
             if agent_id is None:
+                if entry.waiting.declined_by:
+                    passed.setdefault(cls, set()).add(head[1])
+                    head_after = _first_but(cls, passed[cls])
+                    if head_after is not None:
+                        heapq.heappush(ready, (head_after, cls))
                 continue
             decided.append(self._assign(entry, agent_id))
-            head_after = cls.queue.first()
+            head_after = _first_but(cls, passed.get(cls, set()))
             if head_after is not None:
                 heapq.heappush(ready, (head_after, cls))
         return decided
@@ -550,6 +571,7 @@ class Router:
         sticky = None if waiting.sticky_agent is None else self._agents.get(waiting.sticky_agent)
         if (
             sticky is not None
+            and sticky.agent.id not in waiting.declined_by
             and (waiting.sticky_until is None or now < waiting.sticky_until)
             and sticky.agent.id in sticky.group.free[channel]
             and _covers(sticky.agent.skills, cls.needs)
@@ -560,7 +582,7 @@ class Router:
             free = group.free[channel]
             if not free:
                 continue
-            top = free.first()
+            top = free.first_but(waiting.declined_by)
             if top is None:
                 continue
             if self._spare:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.actions.rules import list_rules
 from inbox.models import (
+    AuditEntry,
     Contact,
     Conversation,
     ConversationSkill,
@@ -52,6 +53,7 @@ class Subject:
     created_at: datetime
     previous_agent: int | None = None  # who last held another conversation of the contact
     team: str | None = None  # the name of the conversation's team
+    declined_by: frozenset[int] = frozenset()  # agents who turned down an offer of it
 
 
 async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, Subject]:
@@ -90,6 +92,7 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
         select(Message.conversation_id, Message.body_text).where(Message.id.in_(first))
     )).all())
     previous = await _previous_agents(session, {row[7] for row in rows}, wanted)
+    declined = await _declines(session, wanted)
     subjects = {}
     for (conversation_id, channel, subject, priority, created_at, email, name, contact,
          team) in rows:
@@ -102,9 +105,25 @@ async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
         subjects[conversation_id] = Subject(
             conversation_id, facts, Priority(priority),
             tuple(sorted(skills.get(conversation_id, ()))), created_at, previous.get(contact),
-            team,
+            team, frozenset(declined.get(conversation_id, ())),
         )
     return subjects
+
+
+async def _declines(session: AsyncSession, ids: list[int]) -> dict[int, set[int]]:
+    """Per conversation, the agents who declined an offer of it (from the audit log)."""
+    declined: dict[int, set[int]] = {}
+    rows = await session.execute(
+        select(AuditEntry.entity_id, AuditEntry.changes).where(
+            AuditEntry.entity_type == "conversation",
+            AuditEntry.action == "conversation.offer_end",
+            AuditEntry.entity_id.in_([str(i) for i in ids]),
+        )
+    )
+    for entity_id, changes in rows:
+        if changes.get("reason") == "declined":
+            declined.setdefault(int(entity_id), set()).add(int(changes["agent_id"]))
+    return declined
 
 
 async def _previous_agents(
@@ -157,6 +176,7 @@ def waiting_for(subject: Subject, outcome: Outcome | None, sticky_s: float = 0.0
         deadline=deadline,
         sticky_agent=subject.previous_agent if sticky_s > 0 else None,
         sticky_until=since + sticky_s if sticky_s > 0 else None,
+        declined_by=subject.declined_by,
     )
 
 

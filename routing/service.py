@@ -29,18 +29,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from inbox.actions.conversations import UNSET, ConversationChanges, NotFound, update_conversation
-from inbox.actions.routing import hand_back, route_conversation
+from inbox.actions.routing import end_offer, hand_back, offer_conversation, route_conversation
 from inbox.config import Settings
 from inbox.db import Store
 from inbox.events import DomainEvent, Subscription
 from inbox.models import Agent as AgentRow
-from inbox.models import AgentCapacity, AgentSkill, Conversation, Event, Team
+from inbox.models import AgentCapacity, AgentSkill, ChatOffer, Conversation, Event, Team
 from inbox.types import Channel, Presence, Status
 from routing.core import Agent, Policy, Router, Waiting
 from routing.leader import leadership
@@ -63,6 +64,8 @@ class RoutingSettings:
     chat_first: bool = True
     requeue_after_s: float = 15.0  # an away agent's chats wait again after this
     sticky_s: float = 120.0  # a returning customer's previous agent is preferred this long
+    offer_s: float = 0.0  # > 0: chats are offered, to be accepted within this many seconds
+    not_responding_s: float = 120.0  # an agent who let an offer expire gets none this long
     resync_s: float = 30.0  # full reload from the database
     tick_s: float = 0.5  # longest sleep between decisions (relaxations, timers)
     standby_poll_s: float = 1.0  # PostgreSQL: how often a standby asks for leadership
@@ -75,11 +78,25 @@ class RoutingSettings:
             chat_first=settings.routing_chat_first,
             requeue_after_s=float(settings.routing_requeue_s),
             sticky_s=float(settings.routing_sticky_s),
+            offer_s=float(settings.routing_offer_s),
+            not_responding_s=float(settings.routing_not_responding_s),
         )
+
+
+@dataclass
+class _Offer:
+    agent_id: int
+    expires: float  # on the service's clock
+    waiting: Waiting  # what waits again if the offer ends unaccepted
+    ending: bool = False  # an end was asked for; its event will settle it
 
 
 class _Resync(Exception):
     """The event stream overflowed: reload everything."""
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 class RoutingService:
@@ -104,9 +121,15 @@ class RoutingService:
         self._loaded_upto = 0  # events up to this id are in the loaded state already
         self._rules: tuple[Rule, ...] = ()
         self._marks: dict[int, Marking] = {}  # rules' changes still to write
+        self._offers: dict[int, _Offer] = {}  # open chat offers, by conversation
 
     def _new_router(self) -> Router:
-        return Router(self.settings.policy, chat_first=self.settings.chat_first)
+        return Router(
+            self.settings.policy,
+            chat_first=self.settings.chat_first,
+            offer_chats=self.settings.offer_s > 0,
+            not_responding_s=self.settings.not_responding_s,
+        )
 
     # -- the worker ------------------------------------------------------------------
     async def run(self) -> None:
@@ -136,6 +159,7 @@ class RoutingService:
                 if now >= self._resync_at:
                     await self._load()
                 await self._hand_back_due(now)
+                await self._end_offers_due(now)
                 await self._decide()
                 try:
                     events = await self._next_events(subscription)
@@ -151,8 +175,10 @@ class RoutingService:
     async def _next_events(self, subscription: Subscription) -> list[DomainEvent]:
         """What arrived, waiting at most ``tick_s`` (or until the next hand-back)."""
         timeout = self.settings.tick_s
-        if self._requeue_due:
-            timeout = min(timeout, max(0.0, min(self._requeue_due.values()) - self.clock()))
+        due = [*self._requeue_due.values(), *(o.expires for o in self._offers.values()
+                                              if not o.ending)]
+        if due:
+            timeout = min(timeout, max(0.0, min(due) - self.clock()))
         events: list[DomainEvent] = []
         iterator = aiter(subscription)
         try:
@@ -205,17 +231,32 @@ class RoutingService:
                     load = agents[holder].load
                     load[Channel(channel)] = load.get(Channel(channel), 0) + 1
             self._rules = await current_rules(session)
+            offered = {
+                row.conversation_id: row
+                for row in await session.scalars(select(ChatOffer))
+            }
             unassigned = (await session.scalars(
                 select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
             )).all()
             self._marks = {}
+            offers: dict[int, _Offer] = {}
             for subject in (await load_subjects(session, unassigned)).values():
-                waiting[subject.id] = self._waiting_for(subject)
+                item = self._waiting_for(subject)
+                row = offered.get(subject.id)
+                if row is None:
+                    waiting[subject.id] = item
+                    continue
+                offers[subject.id] = _Offer(row.agent_id, row.expires_at.timestamp(), item)
+                held[subject.id] = (row.agent_id, Channel.CHAT)
+                if row.agent_id in agents:
+                    load = agents[row.agent_id].load
+                    load[Channel.CHAT] = load.get(Channel.CHAT, 0) + 1
         for agent in agents.values():
             router.set_agent(agent)
         for item in waiting.values():
             router.enqueue(item)
         self._router, self._agents, self._waiting, self._held = router, agents, waiting, held
+        self._offers = offers
         self._loaded_upto = upto or 0
         now = self.clock()
         for agent_id, agent in agents.items():
@@ -276,6 +317,17 @@ class RoutingService:
                 )
             elif event.kind == "routing.rules":
                 self._resync_at = 0.0  # new rules: re-evaluate everything waiting
+            elif event.kind == "conversation.offer_ended":
+                conversation_id = int(event.payload["conversation"]["id"])
+                offer = self._offers.get(conversation_id)
+                if offer is not None and offer.agent_id == int(event.payload["agent_id"]):
+                    reason = event.payload["reason"]
+                    if reason == "declined":  # never offered to that agent again
+                        offer.waiting = replace(
+                            offer.waiting,
+                            declined_by=offer.waiting.declined_by | {offer.agent_id},
+                        )
+                    self._offer_ended(conversation_id, self.clock(), reason == "expired")
         if not fresh:
             return
         async with self.store.read() as session:
@@ -297,6 +349,12 @@ class RoutingService:
         assignee = summary["assignee_id"]
         is_open = summary["status"] == Status.OPEN.value
         holder = (int(assignee), channel) if is_open and assignee is not None else None
+        offer = self._offers.get(conversation_id)
+        if offer is not None:
+            if is_open and assignee is None:
+                holder = (offer.agent_id, Channel.CHAT)  # still on offer
+            else:
+                del self._offers[conversation_id]  # accepted, or closed while on offer
         before = self._held.get(conversation_id)
         if before != holder:
             now = self.clock()
@@ -335,10 +393,18 @@ class RoutingService:
             conversation_id, agent_id = assignment.conversation_id, assignment.agent_id
             item = self._waiting.pop(conversation_id, None)
             async with self.store.write() as session:
-                routed = await route_conversation(session, conversation_id, agent_id)
+                if assignment.offer:
+                    expires = now + self.settings.offer_s
+                    routed = await offer_conversation(
+                        session, conversation_id, agent_id, _utc(expires)
+                    )
+                else:
+                    routed = await route_conversation(session, conversation_id, agent_id)
             if routed.refused is None:
                 self.decisions += 1
                 self._held[conversation_id] = (agent_id, assignment.channel)
+                if assignment.offer and item is not None:
+                    self._offers[conversation_id] = _Offer(agent_id, expires, item)
                 continue
             # The router's picture was stale: undo, and reload it soon.
             self.refusals += 1
@@ -349,6 +415,33 @@ class RoutingService:
             if item is not None:
                 self._waiting[conversation_id] = item
             self._resync_at = min(self._resync_at, now + 0.2)
+
+    async def _end_offers_due(self, now: float) -> None:
+        """Withdraw offers that expired (the agent is then not responding for a while)
+        and offers to agents who are no longer online."""
+        for conversation_id, offer in sorted(self._offers.items()):
+            agent = self._agents.get(offer.agent_id)
+            away = agent is None or agent.presence != Presence.ONLINE
+            if offer.ending or (offer.expires > now and not away):
+                continue
+            reason = "agent_away" if away and offer.expires > now else "expired"
+            async with self.store.write() as session:
+                ended = await end_offer(session, conversation_id, offer.agent_id, reason)
+            if not ended:
+                offer.ending = True  # accepted or declined meanwhile: its event settles it
+                continue
+            self._offer_ended(conversation_id, now, reason == "expired")
+
+    def _offer_ended(self, conversation_id: int, now: float, not_responding: bool) -> None:
+        """The chat offered waits again, keeping its place; the agent's load drops."""
+        offer = self._offers.pop(conversation_id)
+        self._held.pop(conversation_id, None)
+        self._waiting[conversation_id] = offer.waiting
+        self._router.requeue(offer.waiting, offer.agent_id, now)
+        agent = self._agents.get(offer.agent_id)
+        if not_responding and agent is not None:
+            agent.not_responding_until = now + self.settings.not_responding_s
+            self._router.set_agent(agent)
 
     async def _hand_back_due(self, now: float) -> None:
         for agent_id, due in sorted(self._requeue_due.items()):

@@ -16,11 +16,12 @@ from inbox.models.conversations import (
     Message,
 )
 from inbox.models.log import AuditEntry, Event, OutboxItem
+from inbox.models.offers import ChatOffer
 from inbox.models.routing import RoutingRule
 
 __all__ = [
     "Agent", "AgentCapacity", "AgentSkill", "ApiToken", "Attachment", "AuditEntry",
-    "AuthSession", "Base", "Contact", "ContactIdentity", "Conversation", "ConversationSkill",
-    "ConversationTag", "Event", "InstanceSetting", "LoginFailure", "Message", "OutboxItem",
-    "RoutingRule", "Team", "TeamMember",
+    "AuthSession", "Base", "ChatOffer", "Contact", "ContactIdentity", "Conversation",
+    "ConversationSkill", "ConversationTag", "Event", "InstanceSetting", "LoginFailure",
+    "Message", "OutboxItem", "RoutingRule", "Team", "TeamMember",
 ]

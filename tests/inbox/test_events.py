@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,17 +23,18 @@ from inbox.actions.conversations import (
     start_conversation,
     update_conversation,
 )
+from inbox.actions.routing import accept_offer, end_offer, offer_conversation
 from inbox.actions.rules import create_rule
 from inbox.auth import create_session, end_session
 from inbox.db import Store
 from inbox.events import EVENT_SCHEMA, DomainEvent, EventHub, Subscription, record_event
 from inbox.inbound import InboundAttachment, ThreadHeaders
 from inbox.ingest import Ingestor, IngestResult
-from inbox.models import Event
+from inbox.models import AgentCapacity, Event
 from inbox.models.base import utcnow
 from inbox.outbox import Delivery, DeliveryError, OutboxWorker
 from inbox.pgnotify import PgEventListener
-from inbox.types import Presence, Status
+from inbox.types import Channel, Presence, Status
 from tests.conftest import IS_PG, _pg_admin_dsn, inbound
 from tests.inbox.support import count, new_agent, next_event, stored_events
 
@@ -105,6 +107,16 @@ async def test_every_action_emits_events_matching_the_schema(
         await end_session(session, login)
     async with store.write() as session:
         await create_rule(session, {"name": "r", "actions": []}, agent_id)
+    chat = (await ingestor.ingest(inbound("chat-1", channel=Channel.CHAT))).conversation_id
+    soon = utcnow() + timedelta(minutes=1)
+    async with store.write() as session:
+        session.add(AgentCapacity(agent_id=agent_id, channel="chat", capacity=1))
+    async with store.write() as session:
+        await set_presence(session, agent_id, Presence.ONLINE)
+        assert (await offer_conversation(session, chat, agent_id, soon)).refused is None
+        assert await end_offer(session, chat, agent_id, "declined")
+        assert (await offer_conversation(session, chat, agent_id, soon)).refused is None
+        await accept_offer(session, chat, agent_id)
 
     events = await stored_events(store)
     for event in events:

@@ -511,6 +511,15 @@ def test_agent_whose_other_skills_are_in_demand_is_spared(spare: bool, chosen: i
     assert pairs(r.decide(10)) == [(2, chosen)]
 
 
+def test_a_declined_conversation_never_returns_to_that_agent_nor_blocks_the_next() -> None:
+    r = router(agent(1), agent(2, presence=OFFLINE), offer_chats=True)
+    r.enqueue(Waiting(1, CHAT, waiting_since=0, declined_by=frozenset({1})))
+    r.enqueue(Waiting(2, CHAT, waiting_since=5, sticky_agent=1))
+    assert pairs(r.decide(10)) == [(2, 1)]  # 1 is more urgent but agent 1 declined it
+    r.set_presence(2, ONLINE, 11)
+    assert pairs(r.decide(11)) == [(1, 2)]
+
+
 # -- random days ----------------------------------------------------------------------
 
 SKILLS = ("billing", "tech", "fr", "de")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from inbox.actions.conversations import (
@@ -17,6 +17,7 @@ from inbox.actions.conversations import (
     start_conversation,
     update_conversation,
 )
+from inbox.actions.routing import OfferGone, accept_offer, end_offer
 from inbox.listing import MAX_QUERY_CHARS, BadCursor, ConversationFilter, list_conversations
 from inbox.queries import conversation_detail
 from inbox.types import Channel, Priority, Status
@@ -111,6 +112,29 @@ async def queue_endpoint(request: Request) -> JSONResponse:
             404, f"conversation {conversation.conversation.id} is not a chat waiting for an agent"
         )
     return JSONResponse(estimate.to_json())
+
+
+async def accept_endpoint(request: Request) -> JSONResponse:
+    """The calling agent accepts the chat offered to them; 409 once the offer is gone."""
+    who = await require(request)
+    conversation_id = int(request.path_params["id"])
+    try:
+        async with services(request).store.write() as session:
+            await accept_offer(session, conversation_id, who.agent_id)
+    except OfferGone as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse((await visible_conversation(request, who)).to_json())
+
+
+async def decline_endpoint(request: Request) -> Response:
+    """The calling agent turns down the chat offered to them; it goes to someone else."""
+    who = await require(request)
+    conversation_id = int(request.path_params["id"])
+    async with services(request).store.write() as session:
+        ended = await end_offer(session, conversation_id, who.agent_id, "declined")
+    if not ended:
+        raise ApiError(409, f"conversation {conversation_id} is not on offer to you")
+    return Response(status_code=204)
 
 
 PATCHABLE = {"status", "snoozed_until", "priority", "tags", "assignee_id", "team_id"}
@@ -227,4 +251,6 @@ ROUTES = [
     Route("/conversations/{id:int}", patch_endpoint, methods=["PATCH"]),
     Route("/conversations/{id:int}/messages", post_message_endpoint, methods=["POST"]),
     Route("/conversations/{id:int}/queue", queue_endpoint, methods=["GET"]),
+    Route("/conversations/{id:int}/accept", accept_endpoint, methods=["POST"]),
+    Route("/conversations/{id:int}/decline", decline_endpoint, methods=["POST"]),
 ]

@@ -227,6 +227,15 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object", "properties": {
             "position": {"type": "integer"}, "expected_wait_s": {"type": ["integer", "null"]},
             "agents_online": {"type": "integer"}}}), **ERRORS}}},
+    "/conversations/{id}/accept": {"post": {
+        "summary": "Accept the chat offered to you (routing with an accept timeout); 409 once "
+                   "the offer is gone (expired, declined or taken)",
+        "parameters": [ID],
+        "responses": {"200": _json(_ref("ConversationDetail")), **ERRORS}}},
+    "/conversations/{id}/decline": {"post": {
+        "summary": "Turn down the chat offered to you: it is offered to someone else",
+        "parameters": [ID],
+        "responses": {"204": {"description": "Declined"}, **ERRORS}}},
     "/routing/rules": {
         "get": {"summary": "The routing rules in order, and the rule-set version "
                            "(supervisor or admin)",

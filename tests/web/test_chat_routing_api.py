@@ -1,4 +1,5 @@
-"""``GET /api/v1/conversations/{id}/queue``: a waiting chat's place and expected wait."""
+"""Chat routing through the API: a waiting chat's place and expected wait, and accepting or
+declining a chat offered with an accept timeout."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 
 from inbox.actions.agents import set_presence
 from inbox.actions.conversations import ConversationChanges, update_conversation
+from inbox.actions.routing import offer_conversation
 from inbox.db import Store
 from inbox.inbound import RoutingHints
 from inbox.ingest import Ingestor
@@ -61,3 +63,33 @@ async def test_place_and_expected_wait_follow_the_routing_order(
 
     for not_waiting in (email, second):
         assert error_of(await queue(client, supervisor, not_waiting), 404)["code"] == "not_found"
+
+
+async def test_accept_and_decline_an_offer_through_the_api(
+    client: httpx.AsyncClient, store: Store, supervisor: Person, agent: Person,
+    ingestor: Ingestor,
+) -> None:
+    offered = await chat(ingestor, "o1", 0)
+    declined = await chat(ingestor, "o2", 1)
+    async with store.write() as session:
+        session.add(AgentCapacity(agent_id=agent.id, channel="chat", capacity=2))
+    async with store.write() as session:
+        await set_presence(session, agent.id, Presence.ONLINE)
+        for conversation_id in (offered, declined):
+            routed = await offer_conversation(
+                session, conversation_id, agent.id, datetime.now(UTC) + timedelta(minutes=1)
+            )
+            assert routed.refused is None
+    url = "/api/v1/conversations/{}/{}"
+    # Only the agent it was offered to can take it.
+    taken = await client.post(url.format(offered, "accept"), headers=supervisor.auth)
+    assert error_of(taken, 409)["code"] == "conflict"
+    accepted = await client.post(url.format(offered, "accept"), headers=agent.auth)
+    assert accepted.status_code == 200 and accepted.json()["assignee_id"] == agent.id
+    again = await client.post(url.format(offered, "accept"), headers=agent.auth)
+    error_of(again, 409)
+    turned_down = await client.post(url.format(declined, "decline"), headers=agent.auth)
+    assert turned_down.status_code == 204
+    error_of(await client.post(url.format(declined, "decline"), headers=agent.auth), 409)
+    body = (await queue(client, supervisor, declined)).json()
+    assert body["position"] == 1  # it waits again
