@@ -212,6 +212,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "team": outcome.team,
         "tags": sorted(outcome.tags),
         "first_response_s": outcome.first_response_s,
+        "requeue_when_away": outcome.requeue_when_away,
         "matched": list(outcome.matched),
     }
 

@@ -61,6 +61,8 @@ Actions, applied in order:
 * ``set_team``: ``team`` (a team name, 1-100 characters).
 * ``add_tags``: ``tags`` (a list of tags).
 * ``set_sla``: ``first_response_s`` (seconds).
+* ``requeue_when_away`` (no other keys): an email or form this rule matches waits again
+  for another agent when the agent holding it turns away or offline (chats always do).
 
 Seconds are positive numbers of at most 30 days. Strings are 1-200 characters, lists 1-100
 items (duplicates dropped); a rule has at most 20 conditions and 20 actions, a rule set at
@@ -136,6 +138,7 @@ class _Tally:
     team: str | None = None
     tags: set[str] = field(default_factory=set)
     first_response_s: float | None = None
+    requeue_when_away: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,9 +266,27 @@ class SetSla:
         return {"type": self.type, "first_response_s": _number(self.first_response_s)}
 
 
-Action = RequireSkill | RelaxSkill | SetPriority | SetTeam | AddTags | SetSla
+@dataclass(frozen=True)
+class RequeueWhenAway:
+    type: ClassVar[str] = "requeue_when_away"
+    keys: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse(cls, obj: dict[str, object], path: str) -> RequeueWhenAway:
+        return cls()
+
+    def apply(self, tally: _Tally) -> None:
+        tally.requeue_when_away = True
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": self.type}
+
+
+Action = RequireSkill | RelaxSkill | SetPriority | SetTeam | AddTags | SetSla | RequeueWhenAway
 _ACTIONS: dict[str, type[Action]] = {
-    cls.type: cls for cls in (RequireSkill, RelaxSkill, SetPriority, SetTeam, AddTags, SetSla)
+    cls.type: cls
+    for cls in (RequireSkill, RelaxSkill, SetPriority, SetTeam, AddTags, SetSla, RequeueWhenAway)
 }
 
 
@@ -402,6 +423,7 @@ class Outcome:
     first_response_s: float | None
     matched: tuple[int, ...]  # indexes of the rules that applied, in order
     errors: tuple[str, ...]  # patterns that ran out of time, naming their rule
+    requeue_when_away: bool = False  # email/form waits again if its agent goes away
 
 
 def evaluate(rules: Sequence[Rule], facts: Facts) -> Outcome:
@@ -426,6 +448,7 @@ def evaluate(rules: Sequence[Rule], facts: Facts) -> Outcome:
         team=tally.team,
         tags=frozenset(tally.tags),
         first_response_s=tally.first_response_s,
+        requeue_when_away=tally.requeue_when_away,
         matched=tuple(matched),
         errors=tuple(scope.errors),
     )

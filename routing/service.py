@@ -20,7 +20,8 @@ written to the conversation (through ``update_conversation``, audited as the sys
 
 An agent who turns away or offline holding chats gets them taken back after
 ``requeue_after_s`` unless they are online again by then; the chats wait again, ordered
-by their original arrival. Email and forms stay with the agent.
+by their original arrival. Email and forms stay with the agent, unless a rule with the
+``requeue_when_away`` action matches them.
 """
 
 from __future__ import annotations
@@ -259,9 +260,9 @@ class RoutingService:
         self._offers = offers
         self._loaded_upto = upto or 0
         now = self.clock()
+        holders = {holder for holder, _ in held.values()}
         for agent_id, agent in agents.items():
-            holds_chat = any(h == (agent_id, Channel.CHAT) for h in held.values())
-            if agent.presence != Presence.ONLINE and holds_chat:
+            if agent.presence != Presence.ONLINE and agent_id in holders:
                 self._requeue_due.setdefault(agent_id, now + self.settings.requeue_after_s)
         self._resync_at = now + self.settings.resync_s
         await self._mark()
@@ -443,13 +444,27 @@ class RoutingService:
             agent.not_responding_until = now + self.settings.not_responding_s
             self._router.set_agent(agent)
 
+    async def _requeued_by_rule(self, agent_id: int) -> list[int]:
+        """The agent's email and form work that a rule says must not wait for them."""
+        mine = [c for c, (holder, channel) in self._held.items()
+                if holder == agent_id and channel != Channel.CHAT and c not in self._offers]
+        if not mine or not self._rules:
+            return []
+        async with self.store.read() as session:
+            subjects = await load_subjects(session, mine)
+        return [c for c, subject in sorted(subjects.items())
+                if evaluate(self._rules, subject.facts).requeue_when_away]
+
     async def _hand_back_due(self, now: float) -> None:
         for agent_id, due in sorted(self._requeue_due.items()):
             if due > now:
                 continue
             del self._requeue_due[agent_id]
+            also = await self._requeued_by_rule(agent_id)
             async with self.store.write() as session:
-                handed = await hand_back(session, agent_id, [Channel.CHAT.value], "agent_away")
+                handed = await hand_back(
+                    session, agent_id, [Channel.CHAT.value], "agent_away", also
+                )
             if handed:
                 log.info("agent %s is away: chats %s wait again", agent_id, handed)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.actions.conversations import ActionError
@@ -181,11 +181,12 @@ async def end_offer(
 
 
 async def hand_back(
-    session: AsyncSession, agent_id: int, channels: Sequence[str], reason: str
+    session: AsyncSession, agent_id: int, channels: Sequence[str], reason: str,
+    also: Sequence[int] = (),
 ) -> list[int]:
-    """Unassign the open conversations on ``channels`` of an agent who is not online, so
-    they wait again (keeping their age: routing orders them by arrival). Returns their ids;
-    nothing if the agent is online again."""
+    """Unassign the open conversations on ``channels`` (and those in ``also``) of an agent
+    who is not online, so they wait again (keeping their age: routing orders them by
+    arrival). Returns their ids; nothing if the agent is online again."""
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None or agent.presence == Presence.ONLINE.value:
         return []
@@ -194,7 +195,7 @@ async def hand_back(
         .where(
             Conversation.assignee_id == agent_id,
             Conversation.status == Status.OPEN.value,
-            Conversation.channel.in_(channels),
+            or_(Conversation.channel.in_(channels), Conversation.id.in_(list(also))),
         )
         .order_by(Conversation.id)
         .with_for_update()

@@ -844,3 +844,14 @@ def test_evaluation_is_consistent_for_any_rules_and_facts(
     # Each matched rule, alone, matches too: conditions do not depend on other rules.
     for index in outcome.matched:
         assert evaluate([rules[index]], conversation).matched == (0,)
+
+
+def test_requeue_when_away_is_set_only_by_a_matching_rule() -> None:
+    flag = {"name": "urgent", "actions": [{"type": "requeue_when_away"}],
+            "conditions": [{"field": "subject", "op": "contains", "value": "urgent"}]}
+    assert run([flag], subject="Urgent: help").requeue_when_away is True
+    assert run([flag], subject="Hello").requeue_when_away is False
+    assert rule_to_json(parse_rule(flag))["actions"] == [{"type": "requeue_when_away"}]
+    with pytest.raises(RuleError) as caught:
+        parse_rule({**flag, "actions": [{"type": "requeue_when_away", "after_s": 5}]})
+    assert caught.value.path == "actions[0].after_s"

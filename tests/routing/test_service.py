@@ -316,3 +316,24 @@ async def test_rules_set_priority_team_and_tags_and_route_by_skill(
 
 async def _assigned(store: Store, conversation_id: int) -> bool:
     return await assignee(store, conversation_id) is not None
+
+
+async def test_a_rule_can_send_an_away_agents_email_to_someone_else(
+    store: Store, ingestor: Ingestor, service: RoutingService
+) -> None:
+    rule = check_definition({
+        "name": "urgent mail does not wait", "actions": [{"type": "requeue_when_away"}],
+        "conditions": [{"field": "subject", "op": "contains", "value": "urgent"}],
+    })
+    async with store.write() as session:
+        await create_rule(session, rule, None)
+    first = await agent(store, "first", {})
+    urgent = (await ingestor.ingest(inbound("u1", subject="URGENT: down"))).conversation_id
+    calm = (await ingestor.ingest(inbound("n1", subject="A question"))).conversation_id
+    await eventually(lambda: _is(store, urgent, first))
+    await eventually(lambda: _is(store, calm, first))
+    second = await agent(store, "second", {})
+    async with store.write() as session:
+        await set_presence(session, first, Presence.OFFLINE)
+    await eventually(lambda: _is(store, urgent, second))
+    assert await assignee(store, calm) == first
