@@ -16,10 +16,18 @@ from inbox.actions.agents import set_presence
 from inbox.actions.routing import OfferGone, accept_offer, end_offer
 from inbox.db import Store
 from inbox.ingest import Ingestor
-from inbox.models import AuditEntry, ChatOffer
+from inbox.models import ChatOffer
 from inbox.types import Channel, Presence
 from routing.service import RoutingService
-from tests.routing.test_service import FAST, agent, arrive, assignee, eventually, running
+from tests.routing.test_service import (
+    FAST,
+    agent,
+    arrive,
+    assignee,
+    audited,
+    eventually,
+    running,
+)
 
 OFFERS = replace(FAST, offer_s=0.6, not_responding_s=3.0)
 
@@ -38,16 +46,6 @@ async def offered_to(store: Store, conversation_id: int) -> int | None:
         )
 
 
-async def actions(store: Store, conversation_id: int) -> list[str]:
-    async with store.read() as session:
-        return list((await session.scalars(
-            select(AuditEntry.action).where(
-                AuditEntry.entity_type == "conversation",
-                AuditEntry.entity_id == str(conversation_id),
-            ).order_by(AuditEntry.id)
-        )).all())
-
-
 async def test_an_accepted_offer_makes_the_chat_the_agents(
     store: Store, ingestor: Ingestor, service: RoutingService
 ) -> None:
@@ -61,7 +59,7 @@ async def test_an_accepted_offer_makes_the_chat_the_agents(
     assert await offered_to(store, chat) is None
     await asyncio.sleep(OFFERS.offer_s * 2)  # no expiry fires for an accepted offer
     assert await assignee(store, chat) == ada
-    assert await actions(store, chat) == ["conversation.offer", "conversation.accept"]
+    assert await audited(store, chat) == ["conversation.offer", "conversation.accept"]
 
 
 async def test_an_expired_offer_goes_to_the_next_agent_and_rests_the_first(
@@ -82,7 +80,7 @@ async def test_an_expired_offer_goes_to_the_next_agent_and_rests_the_first(
     await asyncio.sleep(1.0)
     assert await offered_to(store, later) is None
     await eventually(lambda: _offered(store, later, ada), within=OFFERS.not_responding_s + 2)
-    assert await actions(store, chat) == [
+    assert await audited(store, chat) == [
         "conversation.offer", "conversation.offer_end", "conversation.offer",
         "conversation.accept",
     ]

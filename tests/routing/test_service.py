@@ -84,6 +84,17 @@ async def arrive(
     return result.conversation_id
 
 
+async def audited(store: Store, conversation_id: int) -> list[str]:
+    """The audit log's actions on a conversation, in order."""
+    async with store.read() as session:
+        return list((await session.scalars(
+            select(AuditEntry.action).where(
+                AuditEntry.entity_type == "conversation",
+                AuditEntry.entity_id == str(conversation_id),
+            ).order_by(AuditEntry.id)
+        )).all())
+
+
 async def assignee(store: Store, conversation_id: int) -> int | None:
     async with store.read() as session:
         return await session.scalar(
@@ -151,14 +162,9 @@ async def test_chats_of_an_agent_who_went_away_wait_again_and_go_elsewhere(
         await set_presence(session, second, Presence.ONLINE)
     await eventually(lambda: _is(store, chat, second))
     assert await assignee(store, email) == first  # email stays: no rule says otherwise
-    async with store.read() as session:
-        actions = (await session.scalars(
-            select(AuditEntry.action).where(
-                AuditEntry.entity_type == "conversation", AuditEntry.entity_id == str(chat)
-            )
-            .order_by(AuditEntry.id)
-        )).all()
-    assert actions == ["conversation.route", "conversation.requeue", "conversation.route"]
+    assert await audited(store, chat) == [
+        "conversation.route", "conversation.requeue", "conversation.route",
+    ]
 
 
 async def test_an_agent_back_within_the_grace_keeps_the_chat(

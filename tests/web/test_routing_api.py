@@ -9,7 +9,6 @@ and a change re-routes a conversation that is already waiting, within a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -20,10 +19,10 @@ from inbox.actions.agents import set_presence
 from inbox.db import Store
 from inbox.ingest import Ingestor
 from inbox.models import AgentCapacity, AgentSkill, Conversation
-from inbox.pgnotify import PgEventListener
 from inbox.types import Presence
 from routing.service import RoutingService, RoutingSettings
 from tests.conftest import inbound
+from tests.routing.test_service import running
 from tests.web.support import Person, error_of
 
 RULES = "/api/v1/routing/rules"
@@ -152,12 +151,7 @@ async def test_a_rule_change_reroutes_a_waiting_conversation_within_a_second(
     created = await client.post(RULES, json=rule("refunds", "finance"), headers=supervisor.auth)
     assert created.status_code == 201
     service = RoutingService(store, RoutingSettings(tick_s=0.5, resync_s=60))
-    tasks = [asyncio.create_task(service.run())]
-    if not store.is_sqlite:
-        listener = PgEventListener(store)
-        tasks.append(asyncio.create_task(listener.run()))
-        await asyncio.wait_for(listener.connected.wait(), 10)
-    try:
+    async with running(service):
         await asyncio.wait_for(service.leading.wait(), 10)
         conversation = (await ingestor.ingest(inbound("refund-1", subject="Refund for 42"))
                         ).conversation_id
@@ -171,12 +165,6 @@ async def test_a_rule_change_reroutes_a_waiting_conversation_within_a_second(
             assert time.monotonic() - started < 1.0, "not re-routed within 1 s"
             await asyncio.sleep(0.01)
         print(f"re-routed {time.monotonic() - started:.3f} s after the rule change")
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def _assignee(store: Store, conversation_id: int) -> int | None:
