@@ -125,6 +125,17 @@ def _required(need: SkillNeed, waiting: Waiting, now: float) -> bool:
     return need.relax_after_s is None or now - waiting.waiting_since < need.relax_after_s
 
 
+def _relaxes_at(since: float, relax_after_s: float) -> float:
+    """The first ``now`` at which ``now - since >= relax_after_s``, to the last bit
+    (``since + relax_after_s`` may round either side of it)."""
+    at = since + relax_after_s
+    while (lower := math.nextafter(at, -math.inf)) - since >= relax_after_s:
+        at = lower
+    while at - since < relax_after_s:
+        at = math.nextafter(at, math.inf)
+    return at
+
+
 class _Ranking:
     """Members ordered by a key that changes. Keys are updated by pushing a new heap entry;
     superseded entries are skipped when they reach the top, so every change is O(log n)."""
@@ -384,6 +395,13 @@ class Router:
                 heapq.heappush(ready, (head_after, cls))
         return decided
 
+    def next_timer(self) -> float | None:
+        """The next time at which time alone may change a decision (a need relaxed, an
+        agent done resting): a caller that does not decide on a clock tick should call
+        ``decide`` then. May be early (a timer whose reason went away), never late."""
+        heads = [timers[0][0] for timers in (self._relax_timers, self._agent_timers) if timers]
+        return min(heads) if heads else None
+
     # -- views --------------------------------------------------------------------
     def waiting(self) -> list[Waiting]:
         """The queue in urgency order."""
@@ -513,18 +531,13 @@ class Router:
     def _schedule_relax(self, entry: _Entry, now: float) -> None:
         waiting = entry.waiting
         pending = [
-            waiting.waiting_since + n.relax_after_s
+            _relaxes_at(waiting.waiting_since, n.relax_after_s)
             for n in waiting.needs
             if n.relax_after_s is not None and _required(n, waiting, now)
         ]
         if not pending:
             return
-        at = min(pending)
-        # Wake a little early and let _required decide: waiting_since + relax_after_s can
-        # round above the first ``now`` at which now - waiting_since reaches relax_after_s.
-        at -= 1e-9 * max(1.0, abs(at), abs(waiting.waiting_since))
-        if at <= now:
-            at = math.nextafter(now, math.inf)
+        at = max(min(pending), math.nextafter(now, math.inf))
         heapq.heappush(self._relax_timers, (at, next(self._seq), entry))
 
     def _advance(self, now: float) -> None:

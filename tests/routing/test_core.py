@@ -856,3 +856,20 @@ def test_decide_matches_the_brute_force_greedy(
     agents: list[Agent], steps: list[Step], policy: Policy, chat_first: bool, interrupts: bool
 ) -> None:
     run_day(agents, steps, policy, chat_first, compare=True, interrupts=interrupts)
+
+
+def test_next_timer_says_when_time_alone_changes_a_decision() -> None:
+    r = router(agent(1, "tech"), agent(2, "billing", load={CHAT: 1}))
+    assert r.decide(0) == [] and r.next_timer() is None
+    r.enqueue(Waiting(1, CHAT, (need("billing", relax=30),), waiting_since=0))
+    assert r.decide(1) == []
+    decided, at = [], 1.0
+    for _ in range(5):  # a timer may be a hair early: follow it until it fires
+        next_at = r.next_timer()
+        assert next_at is not None and at <= next_at <= 30
+        at = next_at
+        decided = r.decide(at)
+        if decided:
+            break
+    assert pairs(decided) == [(1, 1)] and at == pytest.approx(30)  # relaxed at 30 s
+    assert r.next_timer() is None
