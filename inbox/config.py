@@ -132,8 +132,10 @@ SETTINGS: tuple[Setting, ...] = (
             "open, the agent's last-seen time is refreshed every half of this (1-300).", 15,
             int_between(1, 300)),
     Setting("routing_policy", "Which eligible agent gets a conversation: least_loaded, "
-            "longest_idle or least_flexible (fewest skills first).", "least_loaded",
-            lambda v: _choice(v.lower(), ("least_loaded", "longest_idle", "least_flexible"))),
+            "longest_idle, least_flexible (fewest skills first) or least_occupied (lowest "
+            "share of busy time while present: fairness).", "least_loaded",
+            lambda v: _choice(v.lower(), ("least_loaded", "longest_idle", "least_flexible",
+                                          "least_occupied"))),
     Setting("routing_chat_first", "Serve waiting chats before email and forms of the same "
             "priority.", True, _flag),
     Setting("routing_requeue_s", "Seconds after an agent turns away or offline before the "

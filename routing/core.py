@@ -30,10 +30,13 @@ before email and forms; then chat by arrival time and email/forms by SLA deadlin
 arrival, then id.
 
 Choice among eligible agents follows ``Policy``; ties are broken by agent id so results
-are reproducible. With ``spare_scarce`` (the default) the policy is applied among the
-eligible agents that could serve the fewest other waiting conversations: an agent whose
-other skills are in demand is kept for that demand (agents with identical skills share
-one count, kept up to date as conversations wait and leave). A returning customer's
+are reproducible. ``least_occupied`` ranks agents by the share of their present time
+(online or holding work) they spent holding work, counted from when the router first
+saw them; idle agents are re-ranked every ``OCCUPANCY_REFRESH_S`` as their share falls.
+With ``spare_scarce`` (the default) the policy is applied among the eligible agents that
+could serve the fewest other waiting conversations: an agent whose other skills are in
+demand is kept for that demand (agents with identical skills share one count, kept up
+to date as conversations wait and leave). A returning customer's
 previous agent (``Waiting.sticky_agent``) is preferred while ``now < sticky_until``
 (with no end if ``sticky_until`` is None) if that agent is eligible; after that, any
 agent.
@@ -58,12 +61,14 @@ from enum import StrEnum
 from inbox.types import Channel, Presence
 
 DEFAULT_DEADLINE_S = 24 * 3600.0
+OCCUPANCY_REFRESH_S = 60.0  # least_occupied: idle agents' occupancy is re-read this often
 
 
 class Policy(StrEnum):
     LEAST_LOADED = "least_loaded"  # lowest load / capacity on that channel, then longest idle
     LONGEST_IDLE = "longest_idle"  # earliest idle_since (time the agent last freed work)
     LEAST_FLEXIBLE = "least_flexible"  # fewest skills, then least loaded
+    LEAST_OCCUPIED = "least_occupied"  # lowest share of busy time while present, then idle
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,26 @@ class _AgentState:
     # Conversations decided for this agent that ``decline`` may still hand back, per channel.
     held: dict[Channel, set[int]]
     timer: float | None = None  # the not-responding end a wake-up is scheduled for
+    # Occupancy: seconds busy (holding work) and present (online or busy) so far.
+    busy_s: float = 0.0
+    present_s: float = 0.0
+    since: float | None = None  # when busy_s and present_s were last brought up to date
+    busy: bool = False
+    present: bool = False
+
+    def account(self, now: float) -> None:
+        """Count the time since the last change, then note the agent's state now."""
+        if self.since is not None and now > self.since:
+            elapsed = now - self.since
+            self.busy_s += elapsed if self.busy else 0.0
+            self.present_s += elapsed if self.present else 0.0
+        self.since = now
+        self.busy = any(n > 0 for n in self.agent.load.values())
+        self.present = self.busy or self.agent.presence == Presence.ONLINE
+
+    @property
+    def occupancy(self) -> float:
+        return self.busy_s / self.present_s if self.present_s > 0 else 0.0
 
 
 @dataclass(eq=False)
@@ -265,6 +290,7 @@ class Router:
         self._agent_timers: list[tuple[float, int]] = []  # (not_responding_until, agent)
         self._relax_timers: list[tuple[float, int, _Entry]] = []
         self._seq = itertools.count()
+        self._occupancy_read = -math.inf  # least_occupied: when idle agents were re-ranked
 
     # -- agents ---------------------------------------------------------------------
     def set_agent(self, agent: Agent) -> None:
@@ -280,6 +306,9 @@ class Router:
             self._drop(old)
         held = old.held if old is not None else {c: set() for c in Channel}
         state = _AgentState(agent, group, held)
+        if old is not None:  # the time counted so far carries over
+            state.busy_s, state.present_s, state.since = old.busy_s, old.present_s, old.since
+            state.busy, state.present = old.busy, old.present
         self._agents[agent.id] = state
         self._index(state)
 
@@ -430,11 +459,14 @@ class Router:
         later = int(self._chat_first and waiting.channel != Channel.CHAT)
         return (-waiting.priority, later, due, waiting.waiting_since)
 
-    def _merit(self, agent: Agent, ratio: float, interrupts: bool) -> Key:
+    def _merit(self, state: _AgentState, ratio: float, interrupts: bool) -> Key:
+        agent = state.agent
         if self._policy is Policy.LEAST_LOADED:
             return (interrupts, ratio, agent.idle_since)
         if self._policy is Policy.LONGEST_IDLE:
             return (interrupts, agent.idle_since, ratio)
+        if self._policy is Policy.LEAST_OCCUPIED:
+            return (interrupts, ratio, state.occupancy, agent.idle_since)
         return (interrupts, len(agent.skills), ratio)
 
     # -- agent bookkeeping ----------------------------------------------------------
@@ -444,6 +476,8 @@ class Router:
     def _index(self, state: _AgentState, channels: Iterable[Channel] = _CHANNELS) -> None:
         """Bring the agent's place in its group's rankings up to date."""
         agent, group = state.agent, state.group
+        if self._now > -math.inf:
+            state.account(self._now)
         online = agent.presence == Presence.ONLINE
         resting = agent.not_responding_until > self._now
         slots = agent.slots
@@ -466,7 +500,7 @@ class Router:
                 ratio = max(ratio, total / slots)
             free = group.free[channel]
             if room:
-                if free.put(agent.id, self._merit(agent, ratio, interrupts)):
+                if free.put(agent.id, self._merit(state, ratio, interrupts)):
                     self._dirty.update(group.classes[channel])
             else:
                 free.discard(agent.id)
@@ -541,8 +575,16 @@ class Router:
         heapq.heappush(self._relax_timers, (at, next(self._seq), entry))
 
     def _advance(self, now: float) -> None:
-        """Apply what time alone changes: agents done resting, needs relaxed."""
+        """Apply what time alone changes: agents done resting, needs relaxed, and (for
+        least_occupied) idle agents' occupancy falling while they wait for work."""
         self._tick(now)
+        if self._policy is Policy.LEAST_OCCUPIED and now - self._occupancy_read >= (
+            OCCUPANCY_REFRESH_S
+        ):
+            self._occupancy_read = now
+            for idle in self._agents.values():
+                if idle.present and not idle.busy:
+                    self._index(idle)
         agent_timers = self._agent_timers
         while agent_timers and agent_timers[0][0] <= now:
             at, agent_id = heapq.heappop(agent_timers)
