@@ -53,6 +53,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import struct
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -132,13 +133,38 @@ def _required(need: SkillNeed, waiting: Waiting, now: float) -> bool:
 
 def _relaxes_at(since: float, relax_after_s: float) -> float:
     """The first ``now`` at which ``now - since >= relax_after_s``, to the last bit
-    (``since + relax_after_s`` may round either side of it)."""
-    at = since + relax_after_s
-    while (lower := math.nextafter(at, -math.inf)) - since >= relax_after_s:
-        at = lower
-    while at - since < relax_after_s:
-        at = math.nextafter(at, math.inf)
-    return at
+    (``since + relax_after_s`` may round either side of it). Floats are searched through
+    their ordered bit patterns, so this takes a few dozen steps even near zero."""
+
+    def counts(bits: int) -> bool:
+        return _float(bits) - since >= relax_after_s
+
+    guess = _bits(since + relax_after_s)
+    low, high, step = guess, guess, 1
+    while not counts(high):
+        high, step = guess + step, step * 2
+    step = 1
+    while counts(low):
+        low, step = guess - step, step * 2
+    while high - low > 1:  # counts(high) and not counts(low)
+        middle = (low + high) // 2
+        if counts(middle):
+            high = middle
+        else:
+            low = middle
+    return _float(high)
+
+
+def _bits(x: float) -> int:
+    """An integer for each float, in the floats' order."""
+    raw: int = struct.unpack("<q", struct.pack("<d", x))[0]
+    return raw if raw >= 0 else -(raw & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _float(bits: int) -> float:
+    raw = bits if bits >= 0 else (-bits) | (1 << 63)
+    value: float = struct.unpack("<d", struct.pack("<Q", raw))[0]
+    return value
 
 
 class _Ranking:

@@ -4,6 +4,7 @@ and against a brute-force greedy router written from the module docstring."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -145,6 +146,18 @@ def test_relaxation_follows_waited_time_to_the_last_bit(
     r.enqueue(Waiting(10, CHAT, (need("tech", relax=relax),), waiting_since=since))
     assert r.decide(before) == []
     assert pairs(r.decide(at)) == [(10, 1)]
+
+
+def test_relaxation_that_falls_near_zero_is_scheduled_at_once() -> None:
+    # since + relax is 0.0, where floats are dense: the threshold is found by bisection,
+    # not by stepping one float at a time (which took minutes).
+    r = router(agent(1))
+    r.decide(-20)
+    r.enqueue(Waiting(10, CHAT, (need("tech", relax=10.0),), waiting_since=-10.0))
+    r.decide(-5)
+    at = r.next_timer()  # the relaxation, just before the agent's default rest ends at 0
+    assert at is not None and at - -10.0 >= 10.0 > math.nextafter(at, -math.inf) - -10.0
+    assert pairs(r.decide(0.0)) == [(10, 1)]  # relaxed: an agent without the skill takes it
 
 
 def test_need_without_relaxation_is_never_dropped() -> None:
