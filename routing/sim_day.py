@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import accumulate
 from typing import Protocol
 
 from inbox.types import Channel, Presence, Priority
@@ -49,6 +50,8 @@ class Routes(Protocol):
 
     def decide(self, now: float) -> list[Assignment]: ...
 
+    def next_timer(self) -> float | None: ...
+
 
 @dataclass(frozen=True)
 class Streams:
@@ -57,7 +60,7 @@ class Streams:
     arrivals: random.Random  # arrival times
     mix: random.Random  # channel, skill, VIP
     handle: random.Random  # handle times
-    presence: random.Random  # reserved: unplanned absences (tier B / scenario L)
+    presence: random.Random  # reserved for tier B (scenario L's absences are in its file)
 
     @classmethod
     def from_seed(cls, seed: int) -> Streams:
@@ -81,13 +84,18 @@ def draw_day(scenario: Scenario, seed: int) -> list[Conversation]:
             if t >= period.end:
                 break  # memoryless: the next period starts afresh
             times.append(t)
-    channels, channel_weights = zip(*scenario.channels.items(), strict=True)
-    skills, skill_weights = zip(*scenario.skills.items(), strict=True)
+    # Cumulative weights once, not per draw: random.choices draws the same either way.
+    channels = list(scenario.channels)
+    channel_weights = list(accumulate(scenario.channels.values()))
+    dimensions = [
+        (list(need.weights), list(accumulate(need.weights.values()))) for need in scenario.needs
+    ]
+    choices = streams.mix.choices
     vip = scenario.vip
     day = []
     for number, t in enumerate(times, start=1):
-        channel = streams.mix.choices(channels, channel_weights)[0]
-        skill = streams.mix.choices(skills, skill_weights)[0]
+        channel = choices(channels, cum_weights=channel_weights)[0]
+        skills = tuple(choices(names, cum_weights=shares)[0] for names, shares in dimensions)
         is_vip = streams.mix.random() < vip.share and channel is vip.channel if vip else False
         sla = vip.sla_s if vip and is_vip else scenario.sla_s.get(channel)
         day.append(
@@ -95,7 +103,7 @@ def draw_day(scenario: Scenario, seed: int) -> list[Conversation]:
                 id=number,
                 arrival=t,
                 channel=channel,
-                skill=skill,
+                skills=skills,
                 vip=is_vip,
                 handle_s=streams.handle.expovariate(1.0 / scenario.handle_mean_s),
                 deadline=None if sla is None else t + sla,
@@ -158,9 +166,11 @@ class Simulation:
         self.router = router
         self.ledger = Ledger(scenario)
         self.on_event = on_event
-        self._day = [replace(c, reoffer_s=[]) for c in day]
+        self._day = [c.fresh() for c in day]  # the same day may be replayed for another router
         self._by_id = {c.id: c for c in self._day}
+        self._needs_of: dict[tuple[str, ...], tuple[SkillNeed, ...]] = {}
         self._heap: list[tuple[float, int, Event]] = []
+        self._wakeups: set[float] = set()  # times a router wake-up is scheduled for
         self._seq = 0
         self._tokens = 0
         self.waiting: dict[int, Waiting] = {}
@@ -181,10 +191,19 @@ class Simulation:
             now, _, event = heapq.heappop(self._heap)
             event(now)
             self._decide(now)
+            self._wake_router(now)
             if self.on_event:
                 self.on_event(now)
         self.ledger.still_waiting = len(self.waiting)
         return self.ledger
+
+    def _wake_router(self, now: float) -> None:
+        """Decide again when time alone changes a decision (a skill relaxed after a wait):
+        the server decides on a clock tick, the simulator only on events."""
+        at = self.router.next_timer()
+        if at is not None and at > now and at not in self._wakeups:
+            self._wakeups.add(at)
+            self._at(at, _nothing)
 
     def _at(self, when: float, event: Event) -> None:
         self._seq += 1
@@ -230,7 +249,6 @@ class Simulation:
         self._drop(agent, conv, now)
         self._resume(agent, now)
         self.router.release(agent.id, conv.channel, now)
-        self.router.set_agent(self._as_router_agent(agent))
 
     def _shift(self, agent: _Agent, on: bool, now: float) -> None:
         agent.on_shift = on
@@ -309,7 +327,8 @@ class Simulation:
             self._pause(agent, now)
         agent.load[conv.channel] = agent.load.get(conv.channel, 0) + 1
         self._start(agent, conv.id, conv.handle_s, now)
-        self.router.set_agent(self._as_router_agent(agent))
+        # ``decide`` counted the assignment in the router's load already (and ``release``
+        # counts the end): sending the agent again would change nothing but cost time.
 
     def _start(self, agent: _Agent, conv_id: int, handle_s: float, now: float) -> None:
         self._tokens += 1
@@ -335,12 +354,20 @@ class Simulation:
         self.waiting[conv.id] = Waiting(
             id=conv.id,
             channel=conv.channel,
-            needs=(SkillNeed(conv.skill, relax_after_s=self.relax_s.get(conv.skill)),),
+            needs=self._needs(conv.skills),
             priority=self._priority[_class(conv)],
             waiting_since=conv.arrival,
             deadline=conv.deadline,
         )
         self.ledger.queue_change(now, conv.channel, +1)
+
+    def _needs(self, skills: tuple[str, ...]) -> tuple[SkillNeed, ...]:
+        """What a conversation of that skill cell requires (made once per cell)."""
+        needs = self._needs_of.get(skills)
+        if needs is None:
+            needs = tuple(SkillNeed(s, relax_after_s=self.relax_s.get(s)) for s in skills)
+            self._needs_of[skills] = needs
+        return needs
 
     def _drop(self, agent: _Agent, conv: Conversation, now: float) -> None:
         """The agent no longer holds ``conv``."""
@@ -377,3 +404,7 @@ class Simulation:
 
 def _class(conv: Conversation) -> str:
     return "vip" if conv.vip else conv.channel.value
+
+
+def _nothing(now: float) -> None:
+    """An event that only lets the router decide at ``now``."""

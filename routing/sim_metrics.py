@@ -15,6 +15,9 @@ from inbox.types import Channel
 from routing.sim_scenario import HALF_HOUR_S, Scenario
 
 Span = tuple[float, float]
+# A skill cell needs at least this many arrivals over the day to count in worst_cell_sl60:
+# a cell of a handful of conversations would make the figure a matter of chance.
+MIN_CELL_ARRIVALS = 30
 
 
 @dataclass
@@ -24,7 +27,7 @@ class Conversation:
     id: int
     arrival: float
     channel: Channel
-    skill: str
+    skills: tuple[str, ...]  # one per dimension of the scenario's needs: its skill cell
     vip: bool
     handle_s: float
     deadline: float | None  # first-response SLA deadline (None for chat)
@@ -32,6 +35,12 @@ class Conversation:
     requeued_at: float | None = None
     reoffer_s: list[float] = field(default_factory=list)
     completed: float | None = None
+
+    def fresh(self) -> Conversation:
+        """The same conversation, before anything happened to it."""
+        return Conversation(
+            self.id, self.arrival, self.channel, self.skills, self.vip, self.handle_s, self.deadline
+        )
 
     @property
     def wait_s(self) -> float | None:
@@ -98,6 +107,8 @@ class Metrics:
     reoffer_email_max_s: float
     occupancy_mean: float
     conversations: int
+    all_sl60: float
+    worst_cell_sl60: float
 
 
 def summarize(ledger: Ledger, scenario: Scenario) -> Metrics:
@@ -125,7 +136,26 @@ def summarize(ledger: Ledger, scenario: Scenario) -> Metrics:
         reoffer_email_max_s=max(reoffers[Channel.EMAIL], default=0.0),
         occupancy_mean=_mean([mean for mean, _ in occupancy]),
         conversations=len(convs),
+        all_sl60=_within(convs, scenario.service_level_s),
+        worst_cell_sl60=min(
+            cell_service_levels(convs, scenario.service_level_s).values(), default=1.0
+        ),
     )
+
+
+def cell_service_levels(
+    convs: list[Conversation], threshold_s: float, min_arrivals: int = MIN_CELL_ARRIVALS
+) -> dict[tuple[str, ...], float]:
+    """Service level of each skill cell (the combination of skills needed) over all its
+    arrivals, every channel alike, for the cells with at least ``min_arrivals``."""
+    cells: dict[tuple[str, ...], list[Conversation]] = {}
+    for c in convs:
+        cells.setdefault(c.skills, []).append(c)
+    return {
+        cell: _within(members, threshold_s)
+        for cell, members in cells.items()
+        if len(members) >= min_arrivals
+    }
 
 
 def series(ledger: Ledger, scenario: Scenario) -> dict[str, list[float]]:

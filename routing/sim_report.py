@@ -28,6 +28,8 @@ HEADLINE = (
     "occupancy_cv",
     "duplicate_assignments",
     "never_assigned",
+    "all_sl60",
+    "worst_cell_sl60",
 )
 
 
@@ -108,7 +110,8 @@ def build_report(
     report["gap_closed"] = gap_closed(baseline_asa, guichet_asa, bound.all_asa_s)
     report["asa_bound_over_router"] = bound.all_asa_s / guichet_asa if guichet_asa else 1.0
     report["cpu_s"] = cpu
-    report["goals"] = check_goals(scenario, report["guichet"], bound)
+    days_run = len(runs["guichet"])
+    report["goals"] = check_goals(scenario, report["guichet"], bound, cpu["guichet"] / days_run)
     if len(runs["guichet"]) > 1:
         report["interval95"] = {name: _half_widths(runs[name]) for name in ROUTERS}
     report["series"] = {
@@ -126,7 +129,11 @@ def gap_closed(baseline: float, router: float, bound: float) -> float:
     return min(1.0, max(0.0, (baseline - router) / gap))
 
 
-def check_goals(scenario: Scenario, figures: dict[str, Any], bound: Bound) -> dict[str, Any]:
+def check_goals(
+    scenario: Scenario, figures: dict[str, Any], bound: Bound, cpu_s: float = 0.0
+) -> dict[str, Any]:
+    """Each goal of the scenario against the real router's figures (``cpu_s``: CPU
+    seconds of one simulated day)."""
     goals = scenario.goals
     checks: dict[str, Any] = {}
     observed = {
@@ -137,6 +144,9 @@ def check_goals(scenario: Scenario, figures: dict[str, Any], bound: Bound) -> di
         "occupancy_cv": figures["occupancy_cv"],
         "reoffer_chat_s": figures["reoffer_chat_max_s"],
         "reoffer_email_s": figures["reoffer_email_max_s"],
+        "all_sl60": figures["all_sl60"],
+        "worst_cell_sl60": figures["worst_cell_sl60"],
+        "cpu_s": cpu_s,
         "all_asa_over_bound": (
             figures["all_asa_outside_overload_s"] / bound.all_asa_s if bound.all_asa_s else math.inf
         ),
@@ -162,6 +172,8 @@ def summary_text(report: dict[str, Any]) -> str:
         ("email within SLA", "email_within_sla", "pct"),
         ("  VIP within SLA", "vip_within_sla", "pct"),
         ("form within SLA", "form_within_sla", "pct"),
+        ("all-channel SL60", "all_sl60", "pct"),
+        ("worst skill cell SL60", "worst_cell_sl60", "pct"),
         ("all-channel ASA", "all_asa_s", "s"),
         ("occupancy (mean)", "occupancy_mean", "pct"),
         ("occupancy CV", "occupancy_cv", "pct"),
@@ -180,6 +192,7 @@ def summary_text(report: dict[str, Any]) -> str:
         "chat_sl60": bound["chat_sl60"],
         "chat_asa_s": bound["chat_asa_s"],
         "all_asa_s": bound["all_asa_s"],
+        "all_sl60": bound["all_sl60"],
     }
     for label, key, unit in rows:
         cells = [_fmt(report[name][key], unit) for name in ROUTERS]
