@@ -7,6 +7,8 @@ frees one conversation's worth of capacity or a conversation arrives, and ``deci
 timed each time (the decision latency a server sees per event). Last, a supervisor's rule
 change (every waiting conversation's product need made optional after 30 s) re-queues
 all 10,000 conversations, and the time to re-evaluate them and decide is measured.
+With ``--day``, scenario L's whole day also goes through the real router
+(``routing/scenarios/l.json``, tier A, one replication) and its CPU time is reported.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import Report, log, percentile
 from inbox.types import Channel, Presence
 from routing.core import Agent, Router, SkillNeed, Waiting
+from routing.sim_scenario import load_scenario
+from routing.simulate import simulate_once
+
+SCENARIO_L = Path(__file__).resolve().parents[1] / "routing" / "scenarios" / "l.json"
 
 LANGUAGES = ("l1", "l2", "l3", "l4", "l5", "l6")
 LANGUAGE_SHARES = (45, 20, 12, 10, 8, 5)
@@ -105,7 +112,20 @@ async def run(args: argparse.Namespace) -> Report:
                                 "events": args.events, "seed": args.seed})
     log(f"routing: {args.agents} agents, {args.waiting} waiting, {args.events} events")
     report.results["core"] = measure(args.agents, args.waiting, args.events, args.seed)
+    if args.day:
+        report.results["scenario_l_day"] = whole_day(args.seed)
     return report
+
+
+def whole_day(seed: int) -> dict[str, Any]:
+    """Scenario L through the real router: the simulator's CPU seconds and headline figures."""
+    log("routing: scenario L, one simulated day")
+    scenario = load_scenario(SCENARIO_L)
+    figures, _, cpu_s = simulate_once(scenario, "guichet", seed)
+    keys = ("chat_sl60", "all_sl60", "worst_cell_sl60", "email_within_sla", "all_asa_s",
+            "duplicate_assignments", "never_assigned")
+    return {"cpu_s": round(cpu_s, 2), "conversations": figures["conversations"],
+            **{k: figures[k] for k in keys}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,3 +134,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conversations waiting (default 10,000)")
     parser.add_argument("--events", type=int, default=20_000,
                         help="timed events, half releases, half arrivals (default 20,000)")
+    parser.add_argument("--day", action=argparse.BooleanOptionalAction, default=True,
+                        help="also simulate scenario L's whole day (default: yes)")
