@@ -53,13 +53,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import struct
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from inbox.types import Channel, Presence
+from routing.ranking import Key, Ranked, Ranking, relaxes_at
 
 DEFAULT_DEADLINE_S = 24 * 3600.0
 OCCUPANCY_REFRESH_S = 60.0  # least_occupied: idle agents' occupancy is re-read this often
@@ -115,11 +115,9 @@ class Assignment:
     offer: bool  # True for chat when offers are on: the agent must accept in time
 
 
-# -- internals: ranked sets, groups of agents, classes of conversations -----------------------
+# -- internals: groups of agents, classes of conversations (ranked sets: routing.ranking) ----
 
-Key = tuple[float, ...]  # an ordering key, smallest first; ties go to the lowest member id
 Needs = frozenset[tuple[str, int]]  # (skill, minimum level) pairs still required
-Ranked = tuple[Key, int]  # (key, member id)
 _CHANNELS = tuple(Channel)
 
 
@@ -131,91 +129,6 @@ def _required(need: SkillNeed, waiting: Waiting, now: float) -> bool:
     return need.relax_after_s is None or now - waiting.waiting_since < need.relax_after_s
 
 
-def _relaxes_at(since: float, relax_after_s: float) -> float:
-    """The first ``now`` at which ``now - since >= relax_after_s``, to the last bit
-    (``since + relax_after_s`` may round either side of it). Floats are searched through
-    their ordered bit patterns, so this takes a few dozen steps even near zero."""
-
-    def counts(bits: int) -> bool:
-        return _float(bits) - since >= relax_after_s
-
-    guess = _bits(since + relax_after_s)
-    low, high, step = guess, guess, 1
-    while not counts(high):
-        high, step = guess + step, step * 2
-    step = 1
-    while counts(low):
-        low, step = guess - step, step * 2
-    while high - low > 1:  # counts(high) and not counts(low)
-        middle = (low + high) // 2
-        if counts(middle):
-            high = middle
-        else:
-            low = middle
-    return _float(high)
-
-
-def _bits(x: float) -> int:
-    """An integer for each float, in the floats' order."""
-    raw: int = struct.unpack("<q", struct.pack("<d", x))[0]
-    return raw if raw >= 0 else -(raw & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-def _float(bits: int) -> float:
-    raw = bits if bits >= 0 else (-bits) | (1 << 63)
-    value: float = struct.unpack("<d", struct.pack("<Q", raw))[0]
-    return value
-
-
-class _Ranking:
-    """Members ordered by a key that changes. Keys are updated by pushing a new heap entry;
-    superseded entries are skipped when they reach the top, so every change is O(log n)."""
-
-    __slots__ = ("_current", "_heap")
-
-    def __init__(self) -> None:
-        self._heap: list[Ranked] = []
-        self._current: dict[int, Ranked] = {}
-
-    def __len__(self) -> int:
-        return len(self._current)
-
-    def __contains__(self, member: int) -> bool:
-        return member in self._current
-
-    def put(self, member: int, key: Key) -> bool:
-        """Rank ``member`` by ``key``; True if it was not ranked before."""
-        old = self._current.get(member)
-        if old is not None and old[0] == key:
-            return False
-        entry = (key, member)
-        self._current[member] = entry
-        heapq.heappush(self._heap, entry)
-        if len(self._heap) > 2 * len(self._current) + 32:
-            self._heap = list(self._current.values())
-            heapq.heapify(self._heap)
-        return old is None
-
-    def discard(self, member: int) -> None:
-        self._current.pop(member, None)
-
-    def first_but(self, excluded: frozenset[int]) -> Ranked | None:
-        """The first member not in ``excluded`` (a scan: for the rare declined offer)."""
-        if not excluded:
-            return self.first()
-        allowed = [entry for member, entry in self._current.items() if member not in excluded]
-        return min(allowed) if allowed else None
-
-    def first(self) -> Ranked | None:
-        heap, current = self._heap, self._current
-        while heap:
-            entry = heap[0]
-            if current.get(entry[1]) is entry:
-                return entry
-            heapq.heappop(heap)
-        return None
-
-
 @dataclass(eq=False)
 class _Group:
     """Agents with identical skills: eligible for exactly the same conversations."""
@@ -225,7 +138,7 @@ class _Group:
     members: int = 0
     backlog: int = 0  # conversations waiting that these agents could serve, all channels
     # Per channel, the members that could take work on it now, best first by the policy.
-    free: dict[Channel, _Ranking] = field(default_factory=lambda: {c: _Ranking() for c in Channel})
+    free: dict[Channel, Ranking] = field(default_factory=lambda: {c: Ranking() for c in Channel})
     classes: dict[Channel, list[_Class]] = field(default_factory=lambda: {c: [] for c in Channel})
 
 
@@ -235,7 +148,7 @@ class _Class:
 
     channel: Channel
     needs: Needs
-    queue: _Ranking = field(default_factory=_Ranking)  # by urgency
+    queue: Ranking = field(default_factory=Ranking)  # by urgency
     groups: list[_Group] = field(default_factory=list)  # the groups whose skills cover needs
 
 
@@ -591,7 +504,7 @@ class Router:
     def _schedule_relax(self, entry: _Entry, now: float) -> None:
         waiting = entry.waiting
         pending = [
-            _relaxes_at(waiting.waiting_since, n.relax_after_s)
+            relaxes_at(waiting.waiting_since, n.relax_after_s)
             for n in waiting.needs
             if n.relax_after_s is not None and _required(n, waiting, now)
         ]
