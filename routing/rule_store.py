@@ -30,6 +30,7 @@ from routing.rules import Outcome, Rule, evaluate, parse_rule, rule_to_json
 
 DRY_RUN_CONVERSATIONS = 500
 DRY_RUN_SHOWN = 100
+SUBJECT_CHUNK = 2000
 
 
 def check_definition(data: object) -> dict[str, Any]:
@@ -57,10 +58,16 @@ class Subject:
 
 
 async def load_subjects(session: AsyncSession, ids: Iterable[int]) -> dict[int, Subject]:
-    """Facts for rules about these conversations, in a few set-wise queries."""
+    """Facts for rules about these conversations, in a few set-wise queries per chunk of
+    ``SUBJECT_CHUNK`` (both databases bound the parameters of one statement)."""
     wanted = sorted(set(ids))
-    if not wanted:
-        return {}
+    subjects: dict[int, Subject] = {}
+    for start in range(0, len(wanted), SUBJECT_CHUNK):
+        subjects.update(await _subjects(session, wanted[start : start + SUBJECT_CHUNK]))
+    return subjects
+
+
+async def _subjects(session: AsyncSession, wanted: list[int]) -> dict[int, Subject]:
     rows = (await session.execute(
         select(
             Conversation.id, Conversation.channel, Conversation.subject, Conversation.priority,

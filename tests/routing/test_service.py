@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,6 +24,7 @@ from inbox.ingest import Ingestor
 from inbox.models import AuditEntry, Conversation, ConversationTag, Team
 from inbox.pgnotify import PgEventListener
 from inbox.types import Channel, Presence, Role, Status
+from routing import rule_store
 from routing.rule_store import check_definition
 from routing.service import RoutingService, RoutingSettings
 from tests.conftest import inbound
@@ -343,3 +345,25 @@ async def test_a_rule_can_send_an_away_agents_email_to_someone_else(
         await set_presence(session, first, Presence.OFFLINE)
     await eventually(lambda: _is(store, urgent, second))
     assert await assignee(store, calm) == first
+
+
+async def test_subjects_are_read_in_chunks(
+    store: Store, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both databases bound the parameters of one statement: a backlog of any size is
+    read a chunk at a time."""
+    ids = [await arrive(ingestor, f"chunk-{i}") for i in range(5)]
+    monkeypatch.setattr(rule_store, "SUBJECT_CHUNK", 2)
+    chunks: list[int] = []
+    read_chunk = rule_store._subjects
+
+    async def counted(session: Any, wanted: list[int]) -> dict[int, Any]:
+        chunks.append(len(wanted))
+        return await read_chunk(session, wanted)
+
+    monkeypatch.setattr(rule_store, "_subjects", counted)
+    async with store.read() as session:
+        subjects = await rule_store.load_subjects(session, [*ids, 999_999])
+    assert chunks == [2, 2, 2]
+    assert sorted(subjects) == sorted(ids)
+    assert {s.facts.subject for s in subjects.values()} == {"Where is my order?"}
