@@ -468,13 +468,3 @@ class RoutingService:
             if handed:
                 log.info("agent %s is away: chats %s wait again", agent_id, handed)
 
-
-async def waiting_count(store: Store) -> int:
-    """Open conversations nobody holds (for tests and the dashboard)."""
-    async with store.read() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Conversation).where(
-                Conversation.status == Status.OPEN.value, Conversation.assignee_id.is_(None)
-            )
-        )
-    return int(count or 0)

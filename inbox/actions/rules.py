@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.actions.conversations import ActionError, NotFound
@@ -135,6 +135,3 @@ async def reorder_rules(
     await _changed(session, version, actor_id, "routing_rule.reorder", "order", before, ids)
     return [StoredRule(rules[i].id, rules[i].position, rules[i].definition) for i in ids]
 
-
-async def rule_count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(RoutingRule)) or 0)

@@ -91,5 +91,7 @@ async def test_accept_and_decline_an_offer_through_the_api(
     turned_down = await client.post(url.format(declined, "decline"), headers=agent.auth)
     assert turned_down.status_code == 204
     error_of(await client.post(url.format(declined, "decline"), headers=agent.auth), 409)
+    for verb in ("accept", "decline"):  # an id no database can hold: a clear answer, no 500
+        error_of(await client.post(url.format(2**64, verb), headers=agent.auth), 409)
     body = (await queue(client, supervisor, declined)).json()
     assert body["position"] == 1  # it waits again

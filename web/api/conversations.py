@@ -32,7 +32,7 @@ from web.api.body import (
     read_json,
     reject_unknown,
 )
-from web.auth import Principal, require, visible_conversation
+from web.auth import MAX_ID, Principal, require, visible_conversation
 from web.errors import ApiError
 from web.services import services
 
@@ -114,10 +114,17 @@ async def queue_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(estimate.to_json())
 
 
+def _offered_id(request: Request) -> int:
+    conversation_id = int(request.path_params["id"])
+    if conversation_id > MAX_ID:  # no such row; the database would refuse the number
+        raise ApiError(409, f"conversation {conversation_id} is not on offer to you")
+    return conversation_id
+
+
 async def accept_endpoint(request: Request) -> JSONResponse:
     """The calling agent accepts the chat offered to them; 409 once the offer is gone."""
     who = await require(request)
-    conversation_id = int(request.path_params["id"])
+    conversation_id = _offered_id(request)
     try:
         async with services(request).store.write() as session:
             await accept_offer(session, conversation_id, who.agent_id)
@@ -129,7 +136,7 @@ async def accept_endpoint(request: Request) -> JSONResponse:
 async def decline_endpoint(request: Request) -> Response:
     """The calling agent turns down the chat offered to them; it goes to someone else."""
     who = await require(request)
-    conversation_id = int(request.path_params["id"])
+    conversation_id = _offered_id(request)
     async with services(request).store.write() as session:
         ended = await end_offer(session, conversation_id, who.agent_id, "declined")
     if not ended:
