@@ -9,6 +9,7 @@ log and a ``routing.rules`` event that makes the router re-evaluate waiting work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,13 @@ from inbox.models import InstanceSetting, RoutingRule
 from inbox.models.base import utcnow
 
 VERSION_KEY = "routing_rules_version"
+
+# Checks a whole rule set (definitions in order) before it is saved; raises to refuse it.
+SetCheck = Callable[[list[dict[str, Any]]], None]
+
+
+def _no_check(definitions: list[dict[str, Any]]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,16 +84,21 @@ async def _renumber(session: AsyncSession, ordered: list[RoutingRule]) -> None:
 
 async def create_rule(
     session: AsyncSession, definition: dict[str, Any], actor_id: int | None,
-    position: int | None = None, limit: int = 200,
+    position: int | None = None, limit: int = 200, check: SetCheck = _no_check,
 ) -> StoredRule:
+    """Insert a rule at ``position`` (last by default). ``check`` sees the whole new set,
+    in order, under the rule-set lock, and raises to refuse it."""
     version = await _next_version(session)
     rules = list(await session.scalars(select(RoutingRule).order_by(RoutingRule.position)))
     if len(rules) >= limit:
         raise ActionError(f"at most {limit} rules", "rules")
+    at = len(rules) if position is None else max(0, min(position, len(rules)))
+    definitions = [r.definition for r in rules]
+    definitions.insert(at, definition)
+    check(definitions)
     now = utcnow()
     rule = RoutingRule(position=0, definition=definition, created_at=now, updated_at=now)
     session.add(rule)
-    at = len(rules) if position is None else max(0, min(position, len(rules)))
     rules.insert(at, rule)
     await _renumber(session, rules)
     await session.flush()
@@ -95,12 +108,15 @@ async def create_rule(
 
 
 async def update_rule(
-    session: AsyncSession, rule_id: int, definition: dict[str, Any], actor_id: int | None
+    session: AsyncSession, rule_id: int, definition: dict[str, Any], actor_id: int | None,
+    check: SetCheck = _no_check,
 ) -> StoredRule:
     version = await _next_version(session)
     rule = await session.get(RoutingRule, rule_id, with_for_update=True)
     if rule is None:
         raise NotFound(f"routing rule {rule_id} does not exist")
+    rules = list(await session.scalars(select(RoutingRule).order_by(RoutingRule.position)))
+    check([definition if r.id == rule_id else r.definition for r in rules])
     before = rule.definition
     rule.definition = definition
     rule.updated_at = utcnow()

@@ -172,3 +172,34 @@ async def _assignee(store: Store, conversation_id: int) -> int | None:
         return await session.scalar(
             select(Conversation.assignee_id).where(Conversation.id == conversation_id)
         )
+
+
+async def test_the_whole_rule_set_is_checked_when_one_rule_is_saved(
+    client: httpx.AsyncClient, supervisor: Person
+) -> None:
+    """Each pattern is small enough alone; together they pass the rule set's budget, so
+    the save that would cross it is refused, naming the rule's place in the set."""
+    def heavy(name: str) -> dict[str, Any]:
+        return {"name": name, "actions": [{"type": "add_tags", "tags": ["x"]}],
+                "conditions": [{"field": "body", "op": "matches", "value": "x{1990}"}]}
+
+    saved = 0
+    for number in range(40):
+        response = await client.post(RULES, json=heavy(f"r{number}"), headers=supervisor.auth)
+        if response.status_code != 201:
+            assert error_of(response, 422)["field"] == f"[{number}].conditions[0].value"
+            break
+        saved += 1
+    assert saved == 30  # 30 x 1,990 fits in 60,000; the 31st does not
+    first = (await client.get(RULES, headers=supervisor.auth)).json()["rules"][0]["id"]
+    light = rule("light", "billing")
+    assert (await client.put(f"{RULES}/{first}", json=light, headers=supervisor.auth)
+            ).status_code == 200
+    assert (await client.post(RULES, json=heavy("r30"), headers=supervisor.auth)
+            ).status_code == 201  # 30 heavy again, with the light one first
+    refused = await client.put(f"{RULES}/{first}", json=heavy("back"), headers=supervisor.auth)
+    assert error_of(refused, 422)["field"] == "[30].conditions[0].value"  # where it crosses
+    listed = (await client.get(RULES, headers=supervisor.auth)).json()["rules"]
+    assert listed[0]["name"] == "light" and len(listed) == 31  # nothing half-saved
+    for bad in ("0", str(2**64)):
+        error_of(await client.delete(f"{RULES}/{bad}", headers=supervisor.auth), 404)

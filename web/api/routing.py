@@ -38,7 +38,7 @@ from inbox.views import iso
 from routing.rule_store import check_definition, dry_run
 from routing.rules import MAX_RULES, parse_rules
 from web.api.body import read_json
-from web.auth import require
+from web.auth import MAX_ID, require
 from web.errors import ApiError
 from web.services import services
 
@@ -52,11 +52,23 @@ def _definition(data: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(422, str(exc), field=getattr(exc, "path", None) or None) from None
 
 
+def _check_set(definitions: list[dict[str, Any]]) -> None:
+    """The whole new rule set checks out together (its rules' patterns share one size
+    budget); a problem is named by the rule's place in the set, ``[3].conditions[0]``."""
+    try:
+        parse_rules(definitions)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field=getattr(exc, "path", None) or "rules") from None
+
+
 def _rule_id(request: Request) -> int:
     try:
-        return int(request.path_params["rule_id"])
+        rule_id = int(request.path_params["rule_id"])
     except ValueError:
         raise ApiError(404, "no such routing rule") from None
+    if not 0 < rule_id <= MAX_ID:
+        raise ApiError(404, f"routing rule {rule_id} does not exist")
+    return rule_id
 
 
 async def list_endpoint(request: Request) -> JSONResponse:
@@ -76,7 +88,9 @@ async def create_endpoint(request: Request) -> JSONResponse:
     definition = _definition(data)
     try:
         async with services(request).store.write() as session:
-            rule = await create_rule(session, definition, who.agent_id, position, MAX_RULES)
+            rule = await create_rule(
+                session, definition, who.agent_id, position, MAX_RULES, _check_set
+            )
     except ActionError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
     return JSONResponse(rule.to_json(), status_code=201)
@@ -88,7 +102,7 @@ async def update_endpoint(request: Request) -> JSONResponse:
     definition = _definition(await read_json(request))
     try:
         async with services(request).store.write() as session:
-            rule = await update_rule(session, rule_id, definition, who.agent_id)
+            rule = await update_rule(session, rule_id, definition, who.agent_id, _check_set)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
     return JSONResponse(rule.to_json())
