@@ -5,6 +5,7 @@ conversation and the rules' outcome into what the router queues, and the dry-run
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,13 +235,20 @@ async def dry_run(
         select(Conversation.id).order_by(Conversation.id.desc()).limit(limit)
     )).all()
     subjects = await load_subjects(session, ids)
-    changes = []
-    for conversation_id in ids:
-        facts = subjects[conversation_id].facts
-        before = outcome_json(evaluate(current, facts))
-        after = outcome_json(evaluate(proposed, facts))
-        if before != after:
-            changes.append({"conversation_id": conversation_id, "before": before, "after": after})
+
+    def compare() -> list[dict[str, Any]]:  # CPU work (patterns): run in a thread
+        changes = []
+        for conversation_id in ids:
+            facts = subjects[conversation_id].facts
+            before = outcome_json(evaluate(current, facts))
+            after = outcome_json(evaluate(proposed, facts))
+            if before != after:
+                changes.append(
+                    {"conversation_id": conversation_id, "before": before, "after": after}
+                )
+        return changes
+
+    changes = await asyncio.to_thread(compare)
     return {
         "conversations": len(ids),
         "changed": len(changes),

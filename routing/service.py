@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +54,7 @@ from routing.rule_store import (
     marking,
     waiting_for,
 )
-from routing.rules import Rule, evaluate
+from routing.rules import Outcome, Rule, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,6 @@ class RoutingService:
 
     # -- state from the database ----------------------------------------------------
     async def _load(self) -> None:
-        router = self._new_router()
         agents: dict[int, Agent] = {}
         waiting: dict[int, Waiting] = {}
         held: dict[int, tuple[int, Channel]] = {}
@@ -239,23 +238,24 @@ class RoutingService:
             unassigned = (await session.scalars(
                 select(Conversation.id).where(open_, Conversation.assignee_id.is_(None))
             )).all()
-            self._marks = {}
-            offers: dict[int, _Offer] = {}
-            for subject in (await load_subjects(session, unassigned)).values():
-                item = self._waiting_for(subject)
-                row = offered.get(subject.id)
-                if row is None:
-                    waiting[subject.id] = item
-                    continue
-                offers[subject.id] = _Offer(row.agent_id, row.expires_at.timestamp(), item)
-                held[subject.id] = (row.agent_id, Channel.CHAT)
-                if row.agent_id in agents:
-                    load = agents[row.agent_id].load
-                    load[Channel.CHAT] = load.get(Channel.CHAT, 0) + 1
-        for agent in agents.values():
-            router.set_agent(agent)
-        for item in waiting.values():
-            router.enqueue(item)
+            subjects = await load_subjects(session, unassigned)
+        # Rules (patterns may take milliseconds) and the router's queues for a whole
+        # backlog are CPU work: done in a thread, off the event loop.
+        outcomes = await self._evaluate(subjects.values())
+        self._marks = {}
+        offers: dict[int, _Offer] = {}
+        for subject in subjects.values():
+            item = self._waiting_for(subject, outcomes[subject.id])
+            row = offered.get(subject.id)
+            if row is None:
+                waiting[subject.id] = item
+                continue
+            offers[subject.id] = _Offer(row.agent_id, row.expires_at.timestamp(), item)
+            held[subject.id] = (row.agent_id, Channel.CHAT)
+            if row.agent_id in agents:
+                load = agents[row.agent_id].load
+                load[Channel.CHAT] = load.get(Channel.CHAT, 0) + 1
+        router = await asyncio.to_thread(self._build, agents, waiting)
         self._router, self._agents, self._waiting, self._held = router, agents, waiting, held
         self._offers = offers
         self._loaded_upto = upto or 0
@@ -267,8 +267,24 @@ class RoutingService:
         self._resync_at = now + self.settings.resync_s
         await self._mark()
 
-    def _waiting_for(self, subject: Subject) -> Waiting:
-        outcome = evaluate(self._rules, subject.facts) if self._rules else None
+    def _build(self, agents: Mapping[int, Agent], waiting: Mapping[int, Waiting]) -> Router:
+        router = self._new_router()
+        for agent in agents.values():
+            router.set_agent(agent)
+        for item in waiting.values():
+            router.enqueue(item)
+        return router
+
+    async def _evaluate(self, subjects: Iterable[Subject]) -> dict[int, Outcome | None]:
+        """The rules' outcome per conversation, computed in a thread."""
+        rules, listed = self._rules, list(subjects)
+        if not rules:
+            return dict.fromkeys((s.id for s in listed), None)
+        return await asyncio.to_thread(
+            lambda: {s.id: evaluate(rules, s.facts) for s in listed}
+        )
+
+    def _waiting_for(self, subject: Subject, outcome: Outcome | None) -> Waiting:
         if outcome is not None and outcome.errors:
             log.warning("routing rules on conversation %s: %s", subject.id,
                         "; ".join(outcome.errors))
@@ -333,11 +349,12 @@ class RoutingService:
             return
         async with self.store.read() as session:
             subjects = await load_subjects(session, fresh)
+        outcomes = await self._evaluate(subjects.values())
         for conversation_id in sorted(fresh):
             subject = subjects.get(conversation_id)
             if subject is None or conversation_id in self._held:
                 continue
-            item = self._waiting_for(subject)
+            item = self._waiting_for(subject, outcomes[conversation_id])
             if self._waiting.get(conversation_id) != item:
                 self._waiting[conversation_id] = item
                 self._router.enqueue(item)
@@ -452,8 +469,9 @@ class RoutingService:
             return []
         async with self.store.read() as session:
             subjects = await load_subjects(session, mine)
-        return [c for c, subject in sorted(subjects.items())
-                if evaluate(self._rules, subject.facts).requeue_when_away]
+        outcomes = await self._evaluate(subjects.values())
+        return [c for c, outcome in sorted(outcomes.items())
+                if outcome is not None and outcome.requeue_when_away]
 
     async def _hand_back_due(self, now: float) -> None:
         for agent_id, due in sorted(self._requeue_due.items()):
